@@ -1,0 +1,77 @@
+// swift-tools-version: 6.2
+// vrdma: a paravirtual RDMA device for QEMU guests, served over vhost-user.
+// Module layering (each knows only the ones below it) is described in docs/architecture.md.
+import PackageDescription
+
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "vrdma",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "vhost-user-rdma", targets: ["VRDMADaemon"]),
+        .library(name: "VhostUser", targets: ["VhostUser"]),
+        .library(name: "VhostUserBackend", targets: ["VhostUserBackend"]),
+        .library(name: "VirtQueue", targets: ["VirtQueue"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // Layer 1: the kernel interface.
+        .target(name: "CLinuxShims", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "LinuxSystem", dependencies: ["CLinuxShims"], swiftSettings: strict),
+        // Layer 2: guest memory and virtqueues.
+        .target(name: "VirtQueue", dependencies: ["CLinuxShims", "LinuxSystem"], swiftSettings: strict),
+        // Layer 3: vhost-user, wire format then session/server/workers.
+        .target(name: "VhostUser", dependencies: ["LinuxSystem"], swiftSettings: strict),
+        .target(
+            name: "VhostUserBackend",
+            dependencies: ["VhostUser", "VirtQueue", "LinuxSystem", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // Layer 4: the device. CVRDMAABI is abi/virtio_rdma.h itself: the device uses its structs
+        // directly, so there is no second copy of the ABI to drift.
+        .target(name: "CVRDMAABI", path: "abi", sources: ["abi_check.c"], publicHeadersPath: "."),
+        .target(
+            name: "VRDMADevice",
+            dependencies: ["CVRDMAABI", "VhostUserBackend", "VhostUser", "VirtQueue", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        // Layer 6: executables.
+        .executableTarget(
+            name: "VRDMADaemon",
+            dependencies: [
+                "VRDMADevice", "VhostUserBackend", "LinuxSystem",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strict),
+        // Test doubles: the in-process front-end (a QEMU stand-in). Tests, fuzzing and benchmarks only.
+        .target(
+            name: "VRDMATestSupport",
+            dependencies: ["CVRDMAABI", "VhostUser", "VirtQueue", "LinuxSystem"],
+            swiftSettings: strict),
+        // Fuzz drivers: one executable, a target per subcommand; built with -sanitize=fuzzer by `make fuzz`.
+        .executableTarget(
+            name: "VRDMAFuzz",
+            dependencies: ["VhostUser", "VirtQueue", "VRDMATestSupport", "LinuxSystem"],
+            swiftSettings: strict),
+
+        .testTarget(name: "LinuxSystemTests", dependencies: ["LinuxSystem"], swiftSettings: strict),
+        .testTarget(name: "VirtQueueTests", dependencies: ["VirtQueue", "LinuxSystem", "VRDMATestSupport"], swiftSettings: strict),
+        .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "LinuxSystem"], swiftSettings: strict),
+        .testTarget(
+            name: "VhostUserBackendTests",
+            dependencies: ["VhostUserBackend", "VhostUser", "VirtQueue", "LinuxSystem", "VRDMATestSupport",
+                           .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strict),
+        .testTarget(name: "VRDMADeviceTests", dependencies: ["VRDMADevice", "CVRDMAABI", "VirtQueue", "LinuxSystem", "VRDMATestSupport"], swiftSettings: strict),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["VRDMATestSupport", "CVRDMAABI", "VhostUser", "VirtQueue", "LinuxSystem"],
+            swiftSettings: strict),
+    ]
+)
