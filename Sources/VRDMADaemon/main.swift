@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+// vhost-user-rdma: wiring only. Parse the command line, build one device per socket, run the
+// server until a signal. Exit codes: 0 after a clean shutdown, 1 on a system error at start-up,
+// 64 on a usage error.
+import ArgumentParser
+import Glibc
+import LinuxSystem
+import Logging
+import VRDMADevice
+import VhostUserBackend
+
+struct VhostUserRDMA: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vhost-user-rdma",
+        abstract: "Serve paravirtual RDMA devices (virtio device 42) to QEMU over vhost-user.",
+        discussion: """
+            Each --socket-path (or --fd) is one virtio-rdma device. QEMU connects to it with
+              -chardev socket,id=rdma0,path=PATH -device vhost-user-rdma-pci,chardev=rdma0
+            and guest RAM shared with the daemon (-object memory-backend-memfd,share=on).
+            The daemon does not daemonize; it runs until SIGINT or SIGTERM, serving one front-end
+            per socket at a time and accepting the next connection when one ends.
+
+            EXIT STATUS
+              0   clean shutdown after SIGINT/SIGTERM (or when every inherited --fd connection closed)
+              1   a system error at start-up (socket, memory, threads)
+              64  a usage error
+            """)
+
+    @Option(name: .customLong("socket-path"), help: ArgumentHelp("Listen on PATH for a front-end; repeat for several devices.", valueName: "PATH"))
+    var socketPaths: [String] = []
+
+    @Option(name: .customLong("fd"), help: ArgumentHelp("Serve an inherited socket (listening or connected); repeatable.", valueName: "FDNUM"))
+    var descriptors: [Int32] = []
+
+    @Flag(name: .customLong("print-capabilities"), help: "Print the back-end's capabilities as JSON and exit.")
+    var printCapabilities = false
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    @Option(help: "Data-plane worker threads (default: half the CPUs, at least 1).")
+    var workers: Int?
+
+    @Option(name: .customLong("poll-us"), help: "Microseconds a busy worker keeps polling rings before sleeping.")
+    var pollMicroseconds: UInt64 = 50
+
+    @Option(name: .customLong("node-guid"), help: "Node GUID of the first device, hex; later devices count up from it.")
+    var nodeGUID: String = "5652444d41000001"
+
+    @Option(help: "MAC of the guest's paired virtio-net NIC (aa:bb:cc:dd:ee:ff), for RoCE GIDs.")
+    var mac: String = "00:00:00:00:00:00"
+
+    @Option(name: .customLong("doorbell-queues"), help: "Doorbell virtqueues each device accepts.")
+    var doorbellQueues: Int = 62
+
+    @Option(name: .customLong("queue-size"), help: "Largest virtqueue size accepted (power of two).")
+    var queueSize: UInt16 = 1024
+
+    @Option(name: .customLong("max-qp"), help: "Quota: queue pairs per device.") var maxQP: UInt32 = 16384
+    @Option(name: .customLong("max-cq"), help: "Quota: completion queues per device.") var maxCQ: UInt32 = 32768
+    @Option(name: .customLong("max-mr"), help: "Quota: memory regions per device.") var maxMR: UInt32 = 65536
+    @Option(name: .customLong("max-pd"), help: "Quota: protection domains per device.") var maxPD: UInt32 = 16384
+    @Option(name: .customLong("max-srq"), help: "Quota: shared receive queues per device.") var maxSRQ: UInt32 = 4096
+    @Option(name: .customLong("max-ah"), help: "Quota: address handles per device.") var maxAH: UInt32 = 32768
+
+    func validate() throws {
+        if printCapabilities { return }
+        guard !socketPaths.isEmpty || !descriptors.isEmpty else {
+            throw ValidationError("give at least one --socket-path or --fd")
+        }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
+        guard UInt64(nodeGUID, radix: 16) != nil else { throw ValidationError("--node-guid must be hexadecimal") }
+        guard parseMAC(mac) != nil else { throw ValidationError("--mac must look like aa:bb:cc:dd:ee:ff") }
+        if let workers, workers < 1 || workers > 64 { throw ValidationError("--workers must be 1...64") }
+    }
+
+    func run() throws {
+        if printCapabilities {
+            print(capabilitiesJSON)
+            return
+        }
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "vhost-user-rdma")
+        do {
+            // Signals are blocked before any thread starts, so only the main loop sees them.
+            let signals = try SignalDescriptor()
+            let cpus = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            let server = try VhostUserServer(
+                configuration: ServerConfiguration(workerCount: workers ?? max(1, cpus / 2),
+                                                   pollBudgetNanoseconds: pollMicroseconds * 1000),
+                logger: logger)
+            var guid = UInt64(nodeGUID, radix: 16)!
+            func nextDevice() throws -> VRDMADevice {
+                var c = DeviceConfiguration(nodeGUID: guid, mac: parseMAC(mac)!)
+                c.doorbellQueues = doorbellQueues
+                c.maxQueueSize = queueSize
+                c.maxQP = maxQP; c.maxCQ = maxCQ; c.maxMR = maxMR; c.maxPD = maxPD; c.maxSRQ = maxSRQ; c.maxAH = maxAH
+                guid &+= 1
+                return try VRDMADevice(configuration: c, logger: logger)
+            }
+            for path in socketPaths { try server.listen(path: path, device: try nextDevice()) }
+            for fd in descriptors { try server.adopt(descriptor: fd, device: try nextDevice()) }
+            try server.run(signals: signals)
+        } catch let error as ConfigurationError {
+            throw ValidationError("\(error)")
+        } catch {
+            logger.critical("\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    private var capabilitiesJSON: String {
+        """
+        {
+          "type": "rdma",
+          "features": ["socket-path", "fd", "multiple-devices", "dirty-log", "reset-device", "config"],
+          "abi-version": 1,
+          "providers": ["soft"]
+        }
+        """
+    }
+}
+
+func parseMAC(_ text: String) -> [UInt8]? {
+    let parts = text.split(separator: ":")
+    guard parts.count == 6 else { return nil }
+    let bytes = parts.compactMap { $0.count == 2 ? UInt8($0, radix: 16) : nil }
+    return bytes.count == 6 ? bytes : nil
+}
+
+VhostUserRDMA.main()

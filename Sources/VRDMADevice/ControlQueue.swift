@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: Apache-2.0
+// The control virtqueue: pop a chain, read the command header and request, check, act, write the
+// response header and body, push the used entry. A malformed command gets a status, never a
+// broken queue: only a malformed *ring* (QueueError) stops the queue.
+import CVRDMAABI
+import Logging
+import VhostUserBackend
+import VirtQueue
+
+final class ControlQueue: QueueHandler {
+    /// The largest request any command has; longer readable parts are not read past this.
+    static let maxRequestSize = 512
+    private unowned let device: VRDMADevice
+    private let logger: Logger
+    private var request = [UInt8](repeating: 0, count: ControlQueue.maxRequestSize)
+
+    init(device: VRDMADevice, logger: Logger) {
+        self.device = device
+        self.logger = logger
+    }
+
+    func process(_ queue: SplitQueue) throws(QueueError) -> Int {
+        var completed = 0
+        while let chain = try queue.popChain() {
+            let written = execute(chain, memory: queue.memory)
+            queue.pushUsed(head: chain.head, writtenLength: UInt32(written))
+            completed += 1
+        }
+        return completed
+    }
+
+    /// Runs one command and returns the bytes written into the chain.
+    private func execute(_ chain: DescriptorChain, memory: GuestMemory) -> Int {
+        let headerSize = MemoryLayout<virtio_rdma_cmd_hdr>.size
+        let responseHeaderSize = MemoryLayout<virtio_rdma_resp_hdr>.size
+        // Without room for a status the driver cannot be told anything: used length 0 says so.
+        guard chain.writableLength >= responseHeaderSize else {
+            logger.warning("control command without room for a response (\(chain.writableLength) bytes)")
+            return 0
+        }
+        let length = request.withUnsafeMutableBytes { chain.gather(into: $0) }
+        guard length >= headerSize else {
+            return respond(chain, memory: memory, status: VIRTIO_RDMA_S_INVALID, body: [])
+        }
+        let opcode = load(UInt32.self, at: 0)
+        let body = headerSize..<length
+        let (status, response) = dispatch(opcode: opcode, request: body)
+        if status != VIRTIO_RDMA_S_OK {
+            logger.debug("command \(opcode) failed with status \(status.rawValue)")
+        }
+        guard chain.writableLength >= responseHeaderSize + response.count else {
+            return respond(chain, memory: memory, status: VIRTIO_RDMA_S_INVALID, body: [])
+        }
+        return respond(chain, memory: memory, status: status, body: status == VIRTIO_RDMA_S_OK ? response : [])
+    }
+
+    private func respond(_ chain: DescriptorChain, memory: GuestMemory, status: virtio_rdma_status, body: [UInt8]) -> Int {
+        var header = virtio_rdma_resp_hdr()
+        header.status = status.rawValue.littleEndian
+        let bytes = withUnsafeBytes(of: &header) { Array($0) } + body
+        return bytes.withUnsafeBytes { chain.scatter(from: $0, memory: memory) }
+    }
+
+    /// Little-endian field of the request buffer (the caller checked the length).
+    private func load<T: FixedWidthInteger>(_: T.Type, at offset: Int) -> T {
+        request.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
+    }
+
+    private func dispatch(opcode: UInt32, request body: Range<Int>) -> (virtio_rdma_status, [UInt8]) {
+        switch opcode {
+        case UInt32(VIRTIO_RDMA_CMD_QUERY_DEVICE.rawValue):
+            return (VIRTIO_RDMA_S_OK, queryDevice())
+        case UInt32(VIRTIO_RDMA_CMD_QUERY_PORT.rawValue):
+            guard body.count >= MemoryLayout<virtio_rdma_cmd_query_port>.size else { return (VIRTIO_RDMA_S_INVALID, []) }
+            let port = load(UInt32.self, at: body.lowerBound)
+            guard port == 1 else { return (VIRTIO_RDMA_S_INVALID, []) }
+            return (VIRTIO_RDMA_S_OK, queryPort())
+        default:
+            // Opcodes of later ABI revisions and unknown numbers alike.
+            return (VIRTIO_RDMA_S_UNSUPPORTED, [])
+        }
+    }
+
+    private func queryDevice() -> [UInt8] {
+        let c = device.configuration
+        var r = virtio_rdma_rsp_query_device()
+        r.fw_ver = UInt64(1).littleEndian
+        r.node_guid = c.nodeGUID.littleEndian
+        r.sys_image_guid = c.systemImageGUID.littleEndian
+        r.max_mr_size = c.maxMRSize.littleEndian
+        r.page_size_cap = UInt64(4096).littleEndian
+        r.vendor_id = UInt32(0x1af4).littleEndian
+        r.vendor_part_id = UInt32(0x106a).littleEndian
+        r.hw_ver = UInt32(1).littleEndian
+        r.max_qp = c.maxQP.littleEndian
+        r.max_qp_wr = c.maxQPWorkRequests.littleEndian
+        r.device_cap_flags = (VIRTIO_RDMA_DEVICE_RC_RNR_NAK_GEN).littleEndian
+        r.max_send_sge = c.maxSGE.littleEndian
+        r.max_recv_sge = c.maxSGE.littleEndian
+        r.max_sge_rd = c.maxSGE.littleEndian
+        r.max_cq = c.maxCQ.littleEndian
+        r.max_cqe = c.maxCQE.littleEndian
+        r.max_mr = c.maxMR.littleEndian
+        r.max_pd = c.maxPD.littleEndian
+        r.max_qp_rd_atom = c.maxReadAtomicDepth.littleEndian
+        r.max_qp_init_rd_atom = c.maxReadAtomicDepth.littleEndian
+        r.max_srq = c.maxSRQ.littleEndian
+        r.max_srq_wr = c.maxSRQWorkRequests.littleEndian
+        r.max_srq_sge = c.maxSGE.littleEndian
+        r.max_ah = c.maxAH.littleEndian
+        r.max_inline_data = c.maxInlineData.littleEndian
+        r.atomic_cap = UInt32(VIRTIO_RDMA_ATOMIC_HCA).littleEndian
+        r.max_pkeys = UInt16(1).littleEndian
+        r.local_ca_ack_delay = 15
+        r.phys_port_cnt = 1
+        return withUnsafeBytes(of: &r) { Array($0) }
+    }
+
+    private func queryPort() -> [UInt8] {
+        var r = virtio_rdma_rsp_query_port()
+        r.port_cap_flags = (VIRTIO_RDMA_PORT_CAP_CM_SUP | VIRTIO_RDMA_PORT_CAP_IP_BASED_GIDS).littleEndian
+        r.max_msg_sz = UInt32(1 << 31).littleEndian
+        r.gid_tbl_len = UInt32(16).littleEndian
+        r.pkey_tbl_len = UInt16(1).littleEndian
+        r.state = UInt8(VIRTIO_RDMA_PORT_ACTIVE)
+        r.max_mtu = 5
+        r.active_mtu = 3
+        r.phys_state = 5
+        r.active_width = 1
+        r.active_speed = 1
+        r.link_layer = UInt8(VIRTIO_RDMA_LINK_LAYER_ETHERNET)
+        return withUnsafeBytes(of: &r) { Array($0) }
+    }
+}

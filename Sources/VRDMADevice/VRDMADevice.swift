@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+// The virtio-rdma device as the vhost-user framework sees it: features, config space, and which
+// handler runs each virtqueue (abi/virtio_rdma.h, "Virtqueues"). What commands do lives in
+// ControlQueue.swift.
+import CVRDMAABI
+import Logging
+import VhostUser
+import VhostUserBackend
+import VirtQueue
+
+public final class VRDMADevice: VhostUserDevice {
+    public let configuration: DeviceConfiguration
+    private let logger: Logger
+
+    public init(configuration: DeviceConfiguration, logger: Logger) throws(ConfigurationError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // Ring layout and suppression features the device implements; no device-specific bits yet.
+    public var features: UInt64 {
+        VirtioFeature.version1 | VirtioFeature.indirectDescriptors | VirtioFeature.eventIndex
+    }
+    public var protocolFeatures: ProtocolFeatures { .config }
+    public var maxQueues: Int { Int(VIRTIO_RDMA_VQ_DOORBELL_BASE) + configuration.doorbellQueues }
+    public var maxQueueSize: UInt16 { configuration.maxQueueSize }
+
+    // MARK: config space
+
+    /// The config space bytes, built from the configuration (abi: struct virtio_rdma_config).
+    public var configSpace: [UInt8] {
+        let c = configuration
+        var cfg = virtio_rdma_config()
+        cfg.abi_version = UInt32(VIRTIO_RDMA_ABI_VERSION).littleEndian
+        cfg.phys_port_cnt = UInt32(1).littleEndian
+        cfg.node_guid = c.nodeGUID.littleEndian
+        cfg.sys_image_guid = c.systemImageGUID.littleEndian
+        cfg.max_mr_size = c.maxMRSize.littleEndian
+        cfg.page_size_cap = UInt64(4096).littleEndian
+        cfg.max_qp = c.maxQP.littleEndian
+        cfg.max_qp_wr = c.maxQPWorkRequests.littleEndian
+        cfg.max_sge = c.maxSGE.littleEndian
+        cfg.max_cq = c.maxCQ.littleEndian
+        cfg.max_cqe = c.maxCQE.littleEndian
+        cfg.max_mr = c.maxMR.littleEndian
+        cfg.max_pd = c.maxPD.littleEndian
+        cfg.max_srq = c.maxSRQ.littleEndian
+        cfg.max_srq_wr = c.maxSRQWorkRequests.littleEndian
+        cfg.max_ah = c.maxAH.littleEndian
+        cfg.max_qp_rd_atom = c.maxReadAtomicDepth.littleEndian
+        cfg.max_inline_data = c.maxInlineData.littleEndian
+        withUnsafeMutableBytes(of: &cfg.mac) { $0.copyBytes(from: c.mac) }
+        cfg.port_state = UInt8(VIRTIO_RDMA_PORT_ACTIVE)
+        cfg.active_mtu = 3  // 1024 bytes, the RoCE default over a 1500-byte Ethernet MTU
+        cfg.gid_tbl_len = UInt16(16).littleEndian
+        cfg.pkey_tbl_len = UInt16(1).littleEndian
+        return withUnsafeBytes(of: &cfg) { Array($0) }
+    }
+
+    public func readConfig(offset: Int, count: Int) -> [UInt8]? {
+        let bytes = configSpace
+        guard offset >= 0, count >= 0, offset <= bytes.count, count <= bytes.count - offset else { return nil }
+        return Array(bytes[offset..<offset + count])
+    }
+
+    /// Config space is read-only for the driver.
+    public func writeConfig(offset: Int, bytes: [UInt8]) -> Bool { false }
+
+    // MARK: queues
+
+    public func worker(forQueue index: Int, workerCount: Int) -> Int {
+        // Control and event queues share worker 0: commands and the events they cause are
+        // ordered without locks. Doorbell queues spread over all workers.
+        index < Int(VIRTIO_RDMA_VQ_DOORBELL_BASE) ? 0 : (index - Int(VIRTIO_RDMA_VQ_DOORBELL_BASE)) % workerCount
+    }
+
+    public func makeQueueHandler(queue index: Int, features: UInt64) -> any QueueHandler {
+        switch UInt32(index) {
+        case UInt32(VIRTIO_RDMA_VQ_CONTROL): ControlQueue(device: self, logger: logger)
+        case UInt32(VIRTIO_RDMA_VQ_EVENT): EventQueue()
+        default: DoorbellQueue()
+        }
+    }
+
+    public func reset() {
+        logger.info("vrdma device reset: guest resources released")
+    }
+}
+
+/// The event queue holds driver-supplied buffers until the device has an event to report; its
+/// kicks only say that more buffers arrived, so there is nothing to process on a kick.
+final class EventQueue: QueueHandler {
+    func process(_ queue: SplitQueue) throws(QueueError) -> Int { 0 }
+}
+
+/// A doorbell queue's kick means "look at your rings"; its descriptors carry nothing. With no
+/// work rings defined yet (ABI version 1 has only the query commands), there is nothing to scan.
+final class DoorbellQueue: QueueHandler {
+    func process(_ queue: SplitQueue) throws(QueueError) -> Int { 0 }
+}

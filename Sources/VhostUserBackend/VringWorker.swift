@@ -1,0 +1,280 @@
+// SPDX-License-Identifier: Apache-2.0
+// A data-plane thread. It owns the rings handed to it: nobody else touches a ring while it is
+// attached. The control plane talks to it only through its mailbox (commands + an eventfd), and
+// waits for the answer where the protocol needs one (GET_VRING_BASE, memory-table changes).
+//
+// Idle, the worker sleeps in epoll on the kick descriptors. After doing work it keeps polling its
+// rings for `pollBudgetNanoseconds` with guest notifications off, so a busy guest need not kick.
+import CLinuxShims
+import Glibc
+import LinuxSystem
+import Logging
+import Synchronization
+import VirtQueue
+
+/// A ring's name across the daemon: workers are shared by every device (session) it serves.
+public struct RingKey: Hashable, Sendable, CustomStringConvertible {
+    public var session: UInt32
+    public var index: Int
+    public init(session: UInt32, index: Int) { self.session = session; self.index = index }
+    /// The epoll token: session in the high half, queue index in the low.
+    var token: UInt64 { UInt64(session) << 32 | UInt64(index) }
+    init(token: UInt64) { session = UInt32(token >> 32); index = Int(token & 0xffff_ffff) }
+    public var description: String { "session \(session) queue \(index)" }
+}
+
+/// Everything a worker needs to run one started ring.
+public struct RingAttachment: @unchecked Sendable {
+    // @unchecked: the queue and handler move to the worker thread and are used only there.
+    public var key: RingKey
+    public var queue: SplitQueue
+    public var handler: any QueueHandler
+    public var kick: OwnedFileDescriptor?
+    public var call: OwnedFileDescriptor?
+    public var err: OwnedFileDescriptor?
+}
+
+enum WorkerCommand: @unchecked Sendable {
+    case attach(RingAttachment, Completion<Bool>)
+    /// Stops the ring and reports its next available index (GET_VRING_BASE).
+    case detach(RingKey, Completion<UInt16?>)
+    case setCall(RingKey, OwnedFileDescriptor?, Completion<Bool>)
+    case setErr(RingKey, OwnedFileDescriptor?, Completion<Bool>)
+    case updateMemory(UInt32, GuestMemory, Completion<Bool>)
+    case setUsedLogging(RingKey, Bool, UInt64)
+    case exit
+}
+
+public final class VringWorker: @unchecked Sendable {
+    // @unchecked: `rings` and `epoll` belong to the worker thread; `mailbox` is lock-protected.
+    public let id: Int
+    private let logger: Logger
+    private let pollBudgetNanoseconds: UInt64
+    private let wakeup: EventFD
+    private let mailbox = Mutex<[WorkerCommand]>([])
+    private var thread: PosixThread?
+
+    private var epoll: Epoll
+    private var rings: [RingKey: RingAttachment] = [:]
+    private var broken: Set<RingKey> = []
+    /// Rings whose guest kicks are suppressed while this worker polls them.
+    private var quiet: Set<RingKey> = []
+    private static let wakeupToken: UInt64 = .max
+
+    public init(id: Int, pollBudgetNanoseconds: UInt64, logger: Logger) throws(SystemError) {
+        self.id = id
+        self.pollBudgetNanoseconds = pollBudgetNanoseconds
+        self.logger = logger
+        wakeup = try EventFD()
+        epoll = try Epoll()
+        try epoll.add(wakeup.descriptor.rawValue, token: Self.wakeupToken)
+        thread = try PosixThread(name: "vring-worker-\(id)") { [self] in run() }
+    }
+
+    // MARK: control-plane side
+
+    func post(_ command: WorkerCommand) {
+        mailbox.withLock { $0.append(command) }
+        wakeup.signal()
+    }
+
+    /// Starts running a ring; false if the worker refused it (it should not).
+    public func attach(_ ring: RingAttachment) -> Bool {
+        let done = Completion<Bool>()
+        post(.attach(ring, done))
+        return done.wait()
+    }
+
+    /// Stops a ring after the chain in progress and returns its next available index.
+    public func detach(_ key: RingKey) -> UInt16? {
+        let done = Completion<UInt16?>()
+        post(.detach(key, done))
+        return done.wait()
+    }
+
+    /// Swaps a ring's interrupt descriptor; once this returns the old one is never signalled
+    /// again (QEMU swaps to its masked notifier and then inspects the old one).
+    public func setCall(_ index: Int, session: UInt32, _ fd: OwnedFileDescriptor?) {
+        let done = Completion<Bool>()
+        post(.setCall(RingKey(session: session, index: index), fd, done))
+        _ = done.wait()
+    }
+    public func setErr(_ index: Int, session: UInt32, _ fd: OwnedFileDescriptor?) {
+        let done = Completion<Bool>()
+        post(.setErr(RingKey(session: session, index: index), fd, done))
+        _ = done.wait()
+    }
+    public func setUsedLogging(_ index: Int, session: UInt32, on: Bool, address: UInt64) {
+        post(.setUsedLogging(RingKey(session: session, index: index), on, address))
+    }
+
+    /// Switches the session's rings to `memory`; returns when none uses the old table any more.
+    public func updateMemory(_ memory: GuestMemory, session: UInt32) {
+        let done = Completion<Bool>()
+        post(.updateMemory(session, memory, done))
+        _ = done.wait()
+    }
+
+    public func stop() {
+        post(.exit)
+        thread?.join()
+        thread = nil
+    }
+
+    // MARK: worker thread
+
+    private func run() {
+        var running = true
+        var kicked: [RingKey] = []
+        kicked.reserveCapacity(64)
+        while running {
+            kicked.removeAll(keepingCapacity: true)
+            do {
+                try epoll.wait(timeoutMilliseconds: hasPolledRings ? 1 : -1) { token, _ in
+                    if token == Self.wakeupToken { return }
+                    kicked.append(RingKey(token: token))
+                }
+            } catch {
+                logger.critical("worker \(id): \(error)")
+                return
+            }
+            wakeup.drain()
+            running = drainMailbox()
+            for key in kicked { drainKick(key) }
+            var busy = false
+            for key in hasPolledRings ? Array(rings.keys) : kicked where service(key) > 0 { busy = true }
+            if busy && running { pollWhileBusy() }
+            rearmBeforeSleeping()
+        }
+        rings.removeAll()
+    }
+
+    /// Rings whose front-end gave no kick descriptor (NOFD) must be polled.
+    private var hasPolledRings: Bool { rings.values.contains { $0.kick == nil } }
+
+    private func drainKick(_ key: RingKey) {
+        guard let fd = rings[key]?.kick?.rawValue else { return }
+        var value: UInt64 = 0
+        _ = Glibc.read(fd, &value, 8)
+    }
+
+    /// Keeps servicing rings, with guest kicks suppressed, until none had work for the budget.
+    private func pollWhileBusy() {
+        guard pollBudgetNanoseconds > 0 else { return }
+        logger.trace("worker \(id): polling")
+        defer { logger.trace("worker \(id): polling ends") }
+        var deadline = monotonicNanoseconds() + pollBudgetNanoseconds
+        while monotonicNanoseconds() < deadline {
+            if mailboxPending { return }
+            var did = 0
+            for key in rings.keys where !broken.contains(key) { did += service(key) }
+            if did > 0 { deadline = monotonicNanoseconds() + pollBudgetNanoseconds }
+        }
+    }
+
+    /// Asks every quiet ring for kicks again. Enabling re-checks the ring after a full fence;
+    /// work that raced with it is handled now, since no kick will come for it.
+    private func rearmBeforeSleeping() {
+        var again = true
+        while again {
+            again = false
+            for key in quiet where !broken.contains(key) {
+                guard let ring = rings[key] else { continue }
+                if ring.queue.enableNotifications() {
+                    again = true
+                    service(key)
+                }
+            }
+        }
+        quiet.removeAll(keepingCapacity: true)
+    }
+
+    private var mailboxPending: Bool { mailbox.withLock { !$0.isEmpty } }
+
+    /// Drains ring `key` with guest notifications suppressed (re-armed before the worker sleeps),
+    /// then signals the guest if the ring's suppression rules ask for it. Returns used entries pushed.
+    @discardableResult
+    private func service(_ key: RingKey) -> Int {
+        guard let ring = rings[key], !broken.contains(key) else { return 0 }
+        if quiet.insert(key).inserted { ring.queue.disableNotifications() }
+        var pushed = 0
+        do {
+            pushed = try ring.handler.process(ring.queue)
+        } catch {
+            markBroken(key, error)
+        }
+        if pushed > 0, let call = ring.call, ring.queue.needsNotification() {
+            EventFD.signal(rawDescriptor: call.rawValue)
+        }
+        return pushed
+    }
+
+    /// A guest error on a ring: stop using it and tell the front-end through the error
+    /// descriptor. The ring stays stopped until the front-end restarts or resets it.
+    private func markBroken(_ key: RingKey, _ error: QueueError) {
+        broken.insert(key)
+        logger.warning("\(key) broken by the guest: \(error)")
+        if let kick = rings[key]?.kick { epoll.remove(kick.rawValue) }
+        if let err = rings[key]?.err { EventFD.signal(rawDescriptor: err.rawValue) }
+    }
+
+    private func drainMailbox() -> Bool {
+        let commands = mailbox.withLock { box in
+            defer { box.removeAll(keepingCapacity: true) }
+            return box
+        }
+        var keepRunning = true
+        for command in commands {
+            switch command {
+            case .attach(let ring, let done):
+                if let old = rings[ring.key]?.kick { epoll.remove(old.rawValue) }
+                rings[ring.key] = ring
+                broken.remove(ring.key)
+                var accepted = true
+                if let kick = ring.kick {
+                    do { try epoll.add(kick.rawValue, token: ring.key.token) } catch {
+                        logger.error("\(ring.key): \(error)")
+                        accepted = false
+                    }
+                }
+                done.fulfil(accepted)
+                // Kicks sent before the ring was started are not lost: look at the ring now.
+                service(ring.key)
+            case .detach(let key, let done):
+                if let ring = rings.removeValue(forKey: key) {
+                    if let kick = ring.kick { epoll.remove(kick.rawValue) }
+                    broken.remove(key)
+                    quiet.remove(key)
+                    done.fulfil(ring.queue.nextAvail)
+                } else {
+                    done.fulfil(nil)
+                }
+            case .setCall(let key, let fd, let done):
+                rings[key]?.call = fd
+                // A new interrupt path may have missed a signal on the old one (see libvhost-user).
+                if let fd, rings[key] != nil { EventFD.signal(rawDescriptor: fd.rawValue) }
+                done.fulfil(true)
+            case .setErr(let key, let fd, let done):
+                rings[key]?.err = fd
+                done.fulfil(true)
+            case .setUsedLogging(let key, let on, let address):
+                rings[key]?.queue.setUsedLogging(on, usedLogAddress: address)
+            case .updateMemory(let session, let memory, let done):
+                for (key, ring) in rings where key.session == session {
+                    do { try ring.queue.updateMemory(memory) } catch { markBroken(key, error) }
+                }
+                done.fulfil(true)
+            case .exit:
+                keepRunning = false
+            }
+        }
+        return keepRunning
+    }
+}
+
+@inline(__always)
+func monotonicNanoseconds() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}

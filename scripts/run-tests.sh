@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# make test: every test stage, one summary line at the end ("N passed, M failed").
+# Stages: Swift unit and daemon tests (swift test), fuzz smoke runs, then guest tests when present.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=build/test
+mkdir -p "$out"
+passed=0; failed=0
+
+stage() {  # stage NAME PASSED FAILED
+    echo "-- $1: $2 passed, $3 failed"
+    passed=$((passed + $2)); failed=$((failed + $3))
+}
+
+# Swift Testing prints one line per finished test: "✔ Test ... passed after" / "✘ Test ... failed after".
+swift test 2>&1 | tee "$out/swift-test.log"
+rc=${PIPESTATUS[0]}
+p=$(grep -cE '^✔ Test .* passed after' "$out/swift-test.log" || true)
+f=$(grep -cE '^✘ Test .* failed after' "$out/swift-test.log" || true)
+if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "swift test exited $rc without a failed test line (build or crash)"; fi
+stage "swift test" "$p" "$f"
+
+bin=$(swift build --show-bin-path)
+for target in message descriptor-chain; do
+    if "$bin/VRDMAFuzz" "$target" --runs 20000 --seed 1 > "$out/fuzz-$target.log" 2>&1; then
+        stage "fuzz smoke $target" 1 0
+    else
+        tail -5 "$out/fuzz-$target.log"; stage "fuzz smoke $target" 0 1
+    fi
+done
+
+if [ -x testbed/e2e.sh ]; then
+    testbed/e2e.sh "$bin" 2>&1 | tee "$out/e2e.log"
+    rc=${PIPESTATUS[0]}
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/e2e.log" | tail -1)
+    if [ -n "$line" ]; then
+        stage "guest tests" "$(echo "$line" | cut -d' ' -f1)" "$(echo "$line" | cut -d' ' -f3)"
+    else
+        stage "guest tests" 0 1
+    fi
+fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
