@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 
-.PHONY: all build demo test fuzz bench clean deps
+.PHONY: all build demo test e2e fuzz bench clean deps
 
 all: build
 
@@ -20,6 +20,10 @@ demo: build
 test: deps
 	$(SWIFT) build
 	@scripts/run-tests.sh
+
+# Real QEMU (built from Debian's source with our patch) and real Debian guests under TCG.
+e2e: build
+	@testbed/e2e.sh "$(BIN)"
 
 fuzz: build
 	@scripts/fuzz.sh $(or $(SECONDS),60)

@@ -29,6 +29,12 @@ public final class PosixThread: @unchecked Sendable {
         }
     }
 
+    /// Detaches the calling thread: its resources go back to the system when it returns.
+    /// For threads that end on their own and that nobody will join.
+    public static func detachCurrent() {
+        pthread_detach(pthread_self())
+    }
+
     /// Waits for the thread to finish. Call at most once.
     public func join() {
         precondition(!joined, "thread joined twice")

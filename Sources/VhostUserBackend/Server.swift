@@ -40,7 +40,20 @@ public final class VhostUserServer: @unchecked Sendable {
     private var endpoints: [Endpoint] = []
     private let workers: [VringWorker]
     private let nextSession = Atomic<UInt32>(1)
-    private let active = Mutex<[UInt32: (OwnedFileDescriptor, PosixThread)]>([:])
+    /// Connections being served. An entry is made before its thread starts, so a connection
+    /// that ends at once can never leave a stale entry behind.
+    private final class ActiveConnection: @unchecked Sendable {
+        // @unchecked: `thread` is set once, under the `active` lock, before anyone reads it.
+        let socket: OwnedFileDescriptor
+        var thread: PosixThread?
+        init(socket: OwnedFileDescriptor) { self.socket = socket }
+    }
+    private struct Connections {
+        var byID: [UInt32: ActiveConnection] = [:]
+        /// Set by shutdown, which then joins every thread; before that, threads detach themselves.
+        var stopping = false
+    }
+    private let active = Mutex(Connections())
 
     public init(configuration: ServerConfiguration, logger: Logger) throws(SystemError) {
         self.configuration = configuration
@@ -99,7 +112,7 @@ public final class VhostUserServer: @unchecked Sendable {
                     logger.error("accept on \(endpoints[i].name): \(error)")
                 }
             }
-            if onlyConnected && active.withLock({ $0.isEmpty }) { running = false }
+            if onlyConnected && active.withLock({ $0.byID.isEmpty }) { running = false }
         }
         shutdown()
     }
@@ -109,6 +122,8 @@ public final class VhostUserServer: @unchecked Sendable {
         let endpoint = endpoints[i]
         let log = logger.with(metadata: ["session": "\(id)", "socket": "\(endpoint.name)"])
         let workers = self.workers
+        let entry = ActiveConnection(socket: socket)
+        active.withLock { $0.byID[id] = entry }
         do {
             let thread = try PosixThread(name: "vhost-ctl-\(id)") { [self] in
                 endpoint.busy.withLock { _ in
@@ -118,19 +133,27 @@ public final class VhostUserServer: @unchecked Sendable {
                     session.disconnect()
                     log.info("session ended: \(why)")
                 }
-                _ = active.withLock { $0.removeValue(forKey: id) }
+                active.withLock { c in
+                    guard !c.stopping else { return }  // shutdown joins us
+                    c.byID[id] = nil
+                    PosixThread.detachCurrent()
+                }
             }
-            active.withLock { $0[id] = (socket, thread) }
+            active.withLock { _ in entry.thread = thread }
         } catch {
+            active.withLock { $0.byID[id] = nil }
             logger.error("cannot start a control thread: \(error)")
         }
     }
 
     private func shutdown() {
         // Wake every control thread blocked in recvmsg; each then cleans up its session.
-        let sessions = active.withLock { $0 }
-        for (socket, _) in sessions.values { UnixSocket.shutdown(socket) }
-        for (_, thread) in sessions.values { thread.join() }
+        let sessions = active.withLock { c in
+            c.stopping = true
+            return Array(c.byID.values)
+        }
+        for c in sessions { UnixSocket.shutdown(c.socket) }
+        for c in sessions { active.withLock { _ in c.thread }?.join() }
         for w in workers { w.stop() }
         for e in endpoints { if let p = e.path { unlink(p) } }
         logger.info("stopped")

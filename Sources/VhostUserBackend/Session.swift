@@ -34,7 +34,6 @@ public final class Session {
     public private(set) var ackedFeatures: UInt64 = 0
     public private(set) var ackedProtocolFeatures: ProtocolFeatures = []
     private var featuresSet = false
-    private var owner = false
     private var status: UInt8 = 0
     private var backendChannel: OwnedFileDescriptor?
     private var rings: [Ring]
@@ -71,7 +70,8 @@ public final class Session {
         case .setFeatures(let features):
             try setFeatures(features)
         case .setOwner:
-            owner = true
+            // Ownership is the connection itself: one front-end per device at a time.
+            break
         case .resetOwner, .resetDevice:
             resetDevice()
         case .getProtocolFeatures:
@@ -119,8 +119,11 @@ public final class Session {
             try setRingAddress(address)
         case .setVringKick(let index, let fd):
             let i = try ringIndex(index.index)
+            // A new kick descriptor for a running ring: hand the ring back and forth so the worker
+            // waits on the new one; the ring resumes where it was.
+            pauseRing(i)
             rings[i].kick = fd
-            if rings[i].state == .stopped { rings[i].state = .started }
+            rings[i].state = .started
             try startIfReady(i)
         case .setVringCall(let index, let fd):
             let i = try ringIndex(index.index)

@@ -143,8 +143,15 @@ public final class VringWorker: @unchecked Sendable {
             for key in kicked { drainKick(key) }
             var busy = false
             for key in hasPolledRings ? Array(rings.keys) : kicked where service(key) > 0 { busy = true }
-            if busy && running { pollWhileBusy() }
-            rearmBeforeSleeping()
+            // Poll while there is work; before sleeping ask for kicks again. Work that arrived
+            // during the switch counts as work: it sends the worker back to polling.
+            while running {
+                if busy { pollWhileBusy() }
+                let raced = rearmBeforeSleeping()
+                if raced.isEmpty { break }
+                busy = false
+                for key in raced where service(key) > 0 { busy = true }
+            }
         }
         rings.removeAll()
     }
@@ -172,21 +179,16 @@ public final class VringWorker: @unchecked Sendable {
         }
     }
 
-    /// Asks every quiet ring for kicks again. Enabling re-checks the ring after a full fence;
-    /// work that raced with it is handled now, since no kick will come for it.
-    private func rearmBeforeSleeping() {
-        var again = true
-        while again {
-            again = false
-            for key in quiet where !broken.contains(key) {
-                guard let ring = rings[key] else { continue }
-                if ring.queue.enableNotifications() {
-                    again = true
-                    service(key)
-                }
-            }
+    /// Asks every quiet ring for kicks again and returns those that already have work.
+    /// Enabling re-checks the ring after a full fence, so nothing published during the switch
+    /// waits for a kick that will not come.
+    private func rearmBeforeSleeping() -> [RingKey] {
+        var raced: [RingKey] = []
+        for key in quiet where !broken.contains(key) {
+            if rings[key]?.queue.enableNotifications() == true { raced.append(key) }
         }
         quiet.removeAll(keepingCapacity: true)
+        return raced
     }
 
     private var mailboxPending: Bool { mailbox.withLock { !$0.isEmpty } }

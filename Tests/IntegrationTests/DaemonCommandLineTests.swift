@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+// The executable's contract with QEMU and operators: --print-capabilities JSON, --fd, usage
+// errors, signals and exit codes (QEMU docs/interop/vhost-user.rst, "Backend program conventions").
+import Foundation
+import Glibc
+import LinuxSystem
+import Testing
+import VRDMATestSupport
+
+@Suite("vhost-user-rdma command line", .serialized)
+struct DaemonCommandLineTests {
+    /// Runs the daemon to completion with `args`; returns (exit status, stdout + stderr).
+    func run(_ args: [String]) throws -> (Int32, String) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: DaemonProcess.binaryPath)
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    @Test("--print-capabilities prints a JSON object of type rdma")
+    func capabilities() throws {
+        let (status, output) = try run(["--print-capabilities"])
+        #expect(status == 0)
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any])
+        #expect(json["type"] as? String == "rdma")
+        #expect((json["features"] as? [String])?.contains("dirty-log") == true)
+    }
+
+    @Test("usage errors exit with 64 and say what is wrong", arguments: [
+        ([], "socket-path"), (["--socket-path", "/tmp/x", "--node-guid", "zz"], "hexadecimal"),
+        (["--socket-path", "/tmp/x", "--node-guid", "0"], "must not be zero"), (["--socket-path", "/tmp/x", "--mac", "1:2"], "aa:bb"),
+        (["--socket-path", "/tmp/x", "--queue-size", "1000"], "power of two"), (["--socket-path", "/tmp/x", "--bogus"], "bogus"),
+    ])
+    func usageErrors(args: [String], message: String) throws {
+        let (status, output) = try run(args)
+        #expect(status == 64)
+        #expect(output.contains(message), "\(output)")
+    }
+
+    @Test("--help documents the options and the exit status")
+    func help() throws {
+        let (status, output) = try run(["--help"])
+        #expect(status == 0)
+        for word in ["--socket-path", "--fd", "--print-capabilities", "--log-level", "EXIT STATUS", "SIGTERM"] {
+            #expect(output.contains(word), "help lacks \(word)")
+        }
+    }
+
+    @Test("a system error at start-up exits with 1")
+    func startupFailure() throws {
+        let (status, output) = try run(["--socket-path", "/nonexistent-dir/vrdma.sock"])
+        #expect(status == 1)
+        #expect(output.contains("bind"))
+    }
+
+    @Test("SIGTERM stops the daemon cleanly and removes its socket, even with a session open")
+    func sigterm() throws {
+        let daemon = try DaemonProcess()
+        let driver = try ModelDriver(frontend: try TestFrontend(path: daemon.socketPaths[0]))
+        try driver.bringUp()
+        _ = try driver.queryDevice()
+        #expect(daemon.terminate() == 0)
+        #expect(access(daemon.socketPaths[0], F_OK) != 0, "socket file left behind")
+        #expect(daemon.log.contains("stopped"))
+    }
+
+    @Test("--fd serves an inherited connected socket and exits when it closes")
+    func inheritedConnectedSocket() throws {
+        let p = Process()
+        // Our end lives only inside this function: closing it is what ends the daemon.
+        func talk() throws {
+            let (mine, theirs) = try UnixSocket.pair()
+            p.executableURL = URL(fileURLWithPath: DaemonProcess.binaryPath)
+            // Process passes descriptors 0-2 only; hand the socket over as standard input.
+            p.arguments = ["--fd=0", "--log-level", "error"]
+            p.standardInput = FileHandle(fileDescriptor: theirs.rawValue, closeOnDealloc: false)
+            try p.run()
+            let driver = try ModelDriver(frontend: try TestFrontend(socket: mine))
+            try driver.bringUp()
+            _ = try driver.queryDevice()
+        }
+        try talk()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+    }
+
+    @Test("--fd serves an inherited listening socket")
+    func inheritedListeningSocket() throws {
+        let dir = DaemonProcess.makeTemporaryDirectory()
+        let path = dir + "/listen.sock"
+        let listener = try UnixSocket.listen(path: path)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: DaemonProcess.binaryPath)
+        p.arguments = ["--fd=0", "--log-level", "error"]
+        p.standardInput = FileHandle(fileDescriptor: listener.rawValue, closeOnDealloc: false)
+        try p.run()
+        let driver = try ModelDriver(frontend: try TestFrontend(path: path))
+        try driver.bringUp()
+        _ = try driver.queryDevice()
+        p.terminate()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+    }
+}
