@@ -37,8 +37,7 @@ public final class VhostUserConnection {
         var payload = [UInt8](repeating: 0, count: Int(header.size))
         if header.size > 0 { try readRest(&payload, from: 0) }
         guard descriptors.count <= Self.maxDescriptors else {
-            throw .wrongDescriptorCount(FrontendRequest(rawValue: header.request) ?? .getFeatures,
-                                        expected: "at most \(Self.maxDescriptors)", actual: descriptors.count)
+            throw .tooManyDescriptors(request: header.request, count: descriptors.count)
         }
         return ReceivedMessage(header: header, payload: payload, descriptors: descriptors)
     }
@@ -57,7 +56,8 @@ public final class VhostUserConnection {
         }
     }
 
-    /// Sends header and payload in one write, with `descriptors` attached.
+    /// Sends header and payload in one write, with `descriptors` attached. The numbers are raw
+    /// (a hostile test may send any); the caller keeps their owners alive until this returns.
     public func send(request: UInt32, flags: UInt32, payload: [UInt8], descriptors: [Int32] = []) throws(VhostUserError) {
         let bytes = MessageHeader(request: request, flags: flags, size: UInt32(payload.count)).encoded + payload
         var sent = 0

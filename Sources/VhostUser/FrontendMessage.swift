@@ -57,6 +57,10 @@ public enum FrontendMessage {
         }
         var fds = message.descriptors
         let size = message.header.size
+        // Every check below is against `size`; the bytes must be exactly that many.
+        guard message.payload.count == Int(size) else {
+            throw .wrongPayloadSize(request, expected: "\(size) (the header's size)", actual: UInt32(clamping: message.payload.count))
+        }
         var r = ByteReader(message.payload)
 
         func expectSize(_ n: Int) throws(VhostUserError) {
@@ -179,6 +183,17 @@ public enum FrontendMessage {
              .postcopyAdvise, .postcopyListen, .postcopyEnd, .gpuSetSocket, .getSharedObject,
              .setDeviceStateFD, .checkDeviceState:
             return .unsupported(request)
+        }
+    }
+
+    /// The virtqueue a per-queue request is about (for logs).
+    public var queueIndex: UInt32? {
+        switch self {
+        case .setVringNum(let s), .setVringBase(let s), .getVringBase(let s), .setVringEnable(let s), .vringKick(let s):
+            s.index
+        case .setVringAddr(let a): a.index
+        case .setVringKick(let i, _), .setVringCall(let i, _), .setVringErr(let i, _): i.index
+        default: nil
         }
     }
 

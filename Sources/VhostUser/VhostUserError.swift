@@ -14,6 +14,8 @@ public enum VhostUserError: Error, Equatable, CustomStringConvertible {
     case descriptorsTruncated
     case wrongPayloadSize(FrontendRequest, expected: String, actual: UInt32)
     case wrongDescriptorCount(FrontendRequest, expected: String, actual: Int)
+    /// More descriptors than any message may carry, whatever the request.
+    case tooManyDescriptors(request: UInt32, count: Int)
     case invalidField(FrontendRequest, String)
     case system(SystemError)
 
@@ -27,6 +29,7 @@ public enum VhostUserError: Error, Equatable, CustomStringConvertible {
         case .descriptorsTruncated: "file descriptors were truncated in transit"
         case .wrongPayloadSize(let req, let e, let a): "\(req.specName): payload of \(a) bytes, expected \(e)"
         case .wrongDescriptorCount(let req, let e, let a): "\(req.specName): \(a) file descriptors, expected \(e)"
+        case .tooManyDescriptors(let req, let n): "request \(req): \(n) file descriptors, expected at most \(VhostUserConnection.maxDescriptors)"
         case .invalidField(let req, let what): "\(req.specName): \(what)"
         case .system(let e): "\(e)"
         }
