@@ -106,7 +106,8 @@ depmod -b "$pool" "$krel"
 moddir=$pool/lib/modules/$krel
 # Roots in load order. crc32_generic is not a symbol dependency of rdma_rxe
 # (rxe asks the crypto API for "crc32"), so it has to come first explicitly.
-roots=(virtio_ring virtio virtio_pci failover net_failover virtio_net
+# virtio_blk: a tiny scratch disk survives a guest reboot (vrdma-smoke's boot marker).
+roots=(virtio_ring virtio virtio_pci failover net_failover virtio_net virtio_blk
        crc32_generic udp_tunnel ip6_udp_tunnel configfs
        ib_core ib_uverbs iw_cm ib_cm rdma_cm rdma_ucm rdma_rxe)
 declare -A seen=()

@@ -41,10 +41,33 @@ def last_line(cmd):
     return out.strip().splitlines()[-1]
 
 
+def log_sequence(text, items):
+    """Are ITEMS (substrings) found in TEXT's lines in this order, each on a
+    later line than the one before? Repeat an item to require it N times.
+    Returns None when all were found, else a message naming the first missing
+    item."""
+    lines = text.splitlines()
+    at = 0
+    for n, item in enumerate(items):
+        while at < len(lines) and item not in lines[at]:
+            at += 1
+        if at == len(lines):
+            return "item %d %r not found (after %d of %d items)" % (n, item, n, len(items))
+        at += 1
+    return None
+
+
 def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def parse_size(text):
+    """'512K', '1M', '4096' -> bytes."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    t = str(text).upper()
+    return int(t[:-1]) * units[t[-1]] if t[-1] in units else int(t)
 
 
 class Hub(threading.Thread):
@@ -96,16 +119,21 @@ class Guest:
 
     def __init__(self, tb, index, name, ip=None, script=None, files=None,
                  params=None, rdma=False, rdma_props="", memory="512M",
-                 cpus=1, qemu_args=()):
+                 cpus=1, qemu_args=(), socket=None, reboot=False, disk=None,
+                 kernel_args=()):
         self.tb, self.index, self.name = tb, index, name
         self.ip, self.script = ip, script
         self.files = dict(files or {})
         self.params = dict(params or {})
         self.rdma, self.rdma_props = rdma, rdma_props
         self.memory, self.cpus, self.qemu_args = memory, cpus, list(qemu_args)
+        self.kernel_args = list(kernel_args)   # extra kernel command line words
         self.dir = os.path.join(tb.results, name)
         self.log_path = os.path.join(self.dir, "serial.log")
-        self.sock = os.path.join(tb.sockdir, name + ".sock")
+        # socket: share another guest's vhost-user socket (sequential guests).
+        self.sock = os.path.join(tb.sockdir, (socket or name) + ".sock")
+        self.reboot = reboot   # False: -no-reboot (a guest reboot ends QEMU)
+        self.disk = disk       # e.g. "1M": a zeroed raw virtio-blk disk (/dev/vda)
         self.qmp_path = os.path.join(tb.sockdir, name + ".qmp")
         self.net_port = free_udp_port()
         self.proc = None
@@ -143,12 +171,14 @@ class Guest:
         if self.ip:
             cmdline.append("vrdma.ip=" + self.ip)
         cmdline += ["vrdma.%s=%s" % (k, v) for k, v in self.params.items()]
+        cmdline += self.kernel_args
         mac = "52:54:00:76:72:%02x" % (self.index + 1)
         cmd = [self.tb.qemu,
                "-machine", "q35,accel=%s,memory-backend=mem" % self.tb.accel,
                "-object", "memory-backend-memfd,id=mem,size=%s,share=on" % self.memory,
                "-m", self.memory, "-smp", str(self.cpus),
-               "-nodefaults", "-display", "none", "-no-reboot",
+               "-nodefaults", "-display", "none"] + \
+              ([] if self.reboot else ["-no-reboot"]) + [
                "-serial", "file:" + self.log_path,
                "-qmp", "unix:%s,server=on,wait=off" % self.qmp_path,
                "-kernel", os.path.join(self.tb.guest_dir, "vmlinuz"),
@@ -157,6 +187,11 @@ class Guest:
                "-netdev", "socket,id=net0,udp=127.0.0.1:%d,localaddr=127.0.0.1:%d"
                % (self.tb.hub.port, self.net_port),
                "-device", "virtio-net-pci,netdev=net0,mac=%s,romfile=" % mac]
+        if self.disk:
+            img = os.path.join(self.dir, "disk.img")
+            with open(img, "wb") as f:
+                f.truncate(parse_size(self.disk))
+            cmd += ["-drive", "file=%s,format=raw,if=virtio" % img]
         if self.rdma:
             cmd += ["-chardev", "socket,id=rdma0,path=%s,reconnect=1" % self.sock,
                     "-device", "vhost-user-rdma-pci,chardev=rdma0" +
@@ -205,11 +240,17 @@ class Guest:
             return r["return"]
 
     def wait_for(self, text, timeout=60):
-        """Block until TEXT appears on the serial console."""
+        """Block until TEXT appears on the serial console. Raises
+        TimeoutError, or RuntimeError as soon as QEMU or a daemon exited."""
         end = time.time() + timeout
         while time.time() < end:
             if text in self.serial():
                 return True
+            if self.proc.poll() is not None or any(d.poll() is not None for d in self.tb.daemons):
+                if text in self.serial():
+                    return True
+                raise RuntimeError("%s: %r not seen and %s exited" % (
+                    self.name, text, "QEMU" if self.proc.poll() is not None else "the daemon"))
             time.sleep(0.2)
         raise TimeoutError("%s: %r not seen in %ds" % (self.name, text, timeout))
 
@@ -241,7 +282,7 @@ class Testbed:
 
     def __init__(self, results=None, qemu=None, guest_dir=None, daemon=None,
                  daemon_per_guest=False, timeout=300, accel=None, pcap=True,
-                 on_running=None):
+                 on_running=None, daemon_log_contains=None, daemon_exit_status=None):
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.results = os.path.abspath(results or os.path.join(
             os.environ.get("TMPDIR", "/tmp"), "vrdma-results", stamp))
@@ -262,11 +303,55 @@ class Testbed:
         self.guests = []
         self.daemons = []
         self.on_running = on_running   # callback(testbed) once all guests run
+        self.host_results = []         # [(PASS|FAIL, name)] from checks on the host
+        # Checked after the daemons stopped: an ordered list of substrings
+        # the (first) daemon log must contain, and the daemons' exit status
+        # after SIGTERM.
+        self.daemon_log_contains = list(daemon_log_contains or [])
+        self.daemon_exit_status = daemon_exit_status
+        self.daemon_status = []        # exit status per daemon, after run()
 
     def add_guest(self, name, **kw):
+        """Add a guest. Before run(): started with the others. From an
+        on_running callback: call guest.start() yourself (the runner then
+        waits for it like for the others)."""
         g = Guest(self, len(self.guests), name, **kw)
         self.guests.append(g)
+        self.hub.ports.append(g.net_port)
         return g
+
+    def check(self, name, ok, detail=""):
+        """Record a host-side result; counted like a guest's VRDMA-TEST line."""
+        r = "PASS" if ok else "FAIL"
+        self.host_results.append((r, name))
+        print("VRDMA-TEST: %s %s%s" % (r, name, (" (%s)" % detail) if detail else ""),
+              flush=True)
+        return ok
+
+    def daemon_log(self, i=0):
+        """Text of daemon I's log so far ("" if none)."""
+        path = os.path.join(self.results, "daemon%s.log" % (i if len(self.daemons) > 1 else ""))
+        try:
+            with open(path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def daemon_pids(self, i=0):
+        """PIDs of the processes in daemon I's process group (the daemon
+        itself, and its shell if the command was not a simple command)."""
+        d = self.daemons[i]
+        pids = []
+        for e in os.listdir("/proc"):
+            if e.isdigit():
+                try:
+                    with open("/proc/%s/stat" % e) as f:
+                        st = f.read()
+                except OSError:
+                    continue
+                if int(st.rsplit(")", 1)[1].split()[2]) == d.pid:   # field 5: pgrp
+                    pids.append(int(e))
+        return sorted(pids)
 
     def guest(self, name):
         return next(g for g in self.guests if g.name == name)
@@ -280,11 +365,14 @@ class Testbed:
                                % " ".join(g.name for g in rdma))
         groups = [[g] for g in rdma] if self.daemon_per_guest else [rdma]
         for i, group in enumerate(groups):
-            cmd = self.daemon.format(sock=group[0].sock, sockdir=self.sockdir,
-                                     socks=" ".join(g.sock for g in group))
+            socks = list(dict.fromkeys(g.sock for g in group))
+            cmd = self.daemon.format(sock=socks[0], sockdir=self.sockdir,
+                                     socks=" ".join(socks))
+            if not re.search(r"[;&|<>()`$\n]", cmd):
+                cmd = "exec " + cmd   # the daemon is then our child: its PID, its status
             out = open(os.path.join(self.results, "daemon%s.log" %
                                     (i if len(groups) > 1 else "")), "w")
-            log("daemon: " + cmd)
+            log("daemon: " + cmd.replace("exec ", "", 1))
             self.daemons.append(subprocess.Popen(
                 cmd, shell=True, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True))
@@ -306,12 +394,30 @@ class Testbed:
             except subprocess.TimeoutExpired:
                 os.killpg(d.pid, signal.SIGKILL)
                 d.wait()
+        # Negative: killed by that signal (-9 = did not stop within 5 s).
+        self.daemon_status = [d.returncode for d in self.daemons]
+
+    def _daemon_checks(self, early_exit):
+        if not self.daemons:
+            return
+        if self.daemon_log_contains:
+            missing = log_sequence(self.daemon_log(), self.daemon_log_contains)
+            self.check("daemon-log-contains", missing is None, missing or "")
+        if self.daemon_exit_status is not None:
+            ok = not early_exit and all(s == self.daemon_exit_status for s in self.daemon_status)
+            self.check("daemon-exit-status-%d" % self.daemon_exit_status, ok,
+                       "status %s%s" % (" ".join(map(str, self.daemon_status)),
+                                        ", exited before the end" if early_exit else ""))
 
     def run(self):
         """Run everything; return True when every guest passed."""
         t0 = time.time()
-        timed_out = False
-        self.hub.ports = [g.net_port for g in self.guests]
+        timed_out = early_exit = False
+
+        def terminated(signum, frame):   # e.g. e2e.sh's time limit: clean up below
+            raise SystemExit("run.py: terminated by signal %d" % signum)
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, terminated)
         self.hub.start()
         try:
             try:
@@ -327,12 +433,17 @@ class Testbed:
             for g in self.guests:
                 g.start()
             if self.on_running:
-                self.on_running(self)
-            while not all(g.poll() for g in self.guests):
+                try:
+                    self.on_running(self)
+                except Exception as e:   # a host-side step failed or timed out
+                    log("on_running: %s: %s" % (type(e).__name__, e))
+                    self.check("on-running", False, str(e))
+            while not all(g.poll() for g in self.guests if g.proc):
                 if time.time() - t0 > self.timeout:
                     timed_out = True
                     break
                 if any(d.poll() is not None for d in self.daemons):
+                    early_exit = True
                     log("daemon exited early (rc=%s)" % self.daemons[0].returncode)
                     time.sleep(1)   # let guests log what that did to them
                     break
@@ -342,15 +453,21 @@ class Testbed:
                 if g.proc:
                     g.stop()
                     g.poll()
+            early_exit = early_exit or any(d.poll() is not None for d in self.daemons)
             self._stop_daemons()
             self.hub.stop()
+        self._daemon_checks(early_exit)
         return self._report(time.time() - t0, timed_out)
 
     def _report(self, elapsed, timed_out):
-        passed = sum(1 for g in self.guests for r, _ in g.results if r == "PASS")
-        failed = sum(1 for g in self.guests for r, _ in g.results if r == "FAIL")
-        ok = not timed_out
-        for g in self.guests:
+        guests = [g for g in self.guests if g.proc]   # those that were started
+        results = [r for g in guests for r, _ in g.results] + [r for r, _ in self.host_results]
+        passed, failed = results.count("PASS"), results.count("FAIL")
+        ok = not timed_out and "FAIL" not in results
+        if self.host_results:
+            print("%-10s %-4s %s" % ("(host)", "FAIL" if "FAIL" in results[-len(self.host_results):]
+                                     else "ok", " ".join("%s:%s" % (n, r) for r, n in self.host_results)))
+        for g in guests:
             status = "FAIL" if g.failed() else "ok"
             extra = "" if g.done else " (no VRDMA-DONE: %s)" % (
                 "timeout" if timed_out else "qemu rc=%s" % g.proc.returncode)
@@ -366,10 +483,9 @@ class Testbed:
                     print("---- %s: qemu.log ----\n%s" % (g.name, qlog[-3000:]))
         for i, d in enumerate(self.daemons):
             if not ok:
-                path = os.path.join(self.results, "daemon%s.log" %
-                                    (i if len(self.daemons) > 1 else ""))
-                print("---- daemon log tail (%s) ----" % path)
-                print("\n".join(open(path, errors="replace").read().splitlines()[-30:]))
+                print("---- daemon log tail (%s/daemon%s.log) ----" % (
+                    self.results, i if len(self.daemons) > 1 else ""))
+                print("\n".join(self.daemon_log(i).splitlines()[-30:]))
         print("%d passed, %d failed%s (%.1fs, results in %s)" % (
             passed, failed, ", TIMEOUT" if timed_out else "", elapsed, self.results))
         return ok
@@ -382,7 +498,9 @@ def load_scenario(path, tb_kwargs):
     base = os.path.dirname(os.path.abspath(path))
     rel = lambda p: p if os.path.isabs(p) else os.path.join(base, p)
     kw = {"timeout": sc.get("timeout", 300), "daemon": sc.get("daemon"),
-          "daemon_per_guest": sc.get("daemon_per_guest", False)}
+          "daemon_per_guest": sc.get("daemon_per_guest", False),
+          "daemon_log_contains": sc.get("daemon_log_contains"),
+          "daemon_exit_status": sc.get("daemon_exit_status")}
     kw.update({k: v for k, v in tb_kwargs.items() if v is not None})
     tb = Testbed(**kw)
     for spec in sc["guests"]:
