@@ -67,11 +67,9 @@ let package = Package(
         .testTarget(name: "VirtQueueTests", dependencies: ["VirtQueue", "LinuxSystem", "VRDMATestSupport"], swiftSettings: strict),
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "LinuxSystem"], swiftSettings: strict),
         .testTarget(
-            name: "VhostUserBackendTests",
-            dependencies: ["VhostUserBackend", "VhostUser", "VirtQueue", "LinuxSystem", "VRDMATestSupport",
-                           .product(name: "Logging", package: "swift-log")],
+            name: "VRDMADeviceTests",
+            dependencies: ["VRDMADevice", "CVRDMAABI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
-        .testTarget(name: "VRDMADeviceTests", dependencies: ["VRDMADevice", "CVRDMAABI", "VirtQueue", "LinuxSystem", "VRDMATestSupport"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["VRDMATestSupport", "CVRDMAABI", "VhostUser", "VirtQueue", "LinuxSystem"],

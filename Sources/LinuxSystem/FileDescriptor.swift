@@ -62,14 +62,15 @@ public final class OwnedFileDescriptor: Sendable, CustomStringConvertible {
     }
 }
 
-/// Lists the descriptors open in this process (for leak checks in tests and the daemon's status).
-public func openFileDescriptorCount() -> Int {
-    guard let dir = opendir("/proc/self/fd") else { return -1 }
+/// Counts the descriptors open in this process, or in process `pid` (leak checks in tests).
+public func openFileDescriptorCount(pid: pid_t? = nil) -> Int {
+    guard let dir = opendir(pid.map { "/proc/\($0)/fd" } ?? "/proc/self/fd") else { return -1 }
     defer { closedir(dir) }
     var count = 0
     while let entry = readdir(dir) {
         let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
         if name != "." && name != ".." { count += 1 }
     }
-    return count - 1  // the directory stream's own descriptor
+    // The directory stream's own descriptor is ours, not the other process's.
+    return pid == nil ? count - 1 : count
 }

@@ -69,7 +69,7 @@ struct VhostUserRDMA: ParsableCommand {
             throw ValidationError("give at least one --socket-path or --fd")
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
-        guard UInt64(nodeGUID, radix: 16) != nil else { throw ValidationError("--node-guid must be hexadecimal") }
+        guard parseGUID(nodeGUID) != nil else { throw ValidationError("--node-guid must be hexadecimal (0x optional)") }
         guard parseMAC(mac) != nil else { throw ValidationError("--mac must look like aa:bb:cc:dd:ee:ff") }
         if let workers, workers < 1 || workers > 64 { throw ValidationError("--workers must be 1...64") }
     }
@@ -94,7 +94,7 @@ struct VhostUserRDMA: ParsableCommand {
                 configuration: ServerConfiguration(workerCount: workers ?? max(1, cpus / 2),
                                                    pollBudgetNanoseconds: pollMicroseconds * 1000),
                 logger: logger)
-            var guid = UInt64(nodeGUID, radix: 16)!
+            var guid = parseGUID(nodeGUID)!
             func nextDevice() throws -> VRDMADevice {
                 var c = DeviceConfiguration(nodeGUID: guid, mac: parseMAC(mac)!)
                 c.doorbellQueues = doorbellQueues
@@ -124,6 +124,11 @@ struct VhostUserRDMA: ParsableCommand {
         }
         """
     }
+}
+
+func parseGUID(_ text: String) -> UInt64? {
+    let digits = text.hasPrefix("0x") || text.hasPrefix("0X") ? String(text.dropFirst(2)) : text
+    return digits.isEmpty ? nil : UInt64(digits, radix: 16)
 }
 
 func parseMAC(_ text: String) -> [UInt8]? {

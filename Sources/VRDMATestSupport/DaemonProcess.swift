@@ -66,16 +66,7 @@ public final class DaemonProcess {
     }
 
     /// Descriptors the daemon holds open right now.
-    public var openDescriptorCount: Int {
-        guard let dir = opendir("/proc/\(pid)/fd") else { return -1 }
-        defer { closedir(dir) }
-        var count = 0
-        while let e = readdir(dir) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { count += 1 }
-        }
-        return count
-    }
+    public var openDescriptorCount: Int { openFileDescriptorCount(pid: pid) }
 
     /// Waits until the daemon's descriptor count settles at `expected` (clean-up is asynchronous).
     public func waitForDescriptorCount(_ expected: Int, milliseconds: Int = 3000) -> Int {

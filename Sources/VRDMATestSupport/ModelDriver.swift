@@ -59,11 +59,13 @@ public final class ModelDriver {
             SplitRingDriver.Buffer(address: commandBuffer, length: UInt32(bytes.count), writable: false),
             SplitRingDriver.Buffer(address: responseBuffer, length: UInt32(responseLength), writable: true),
         ]
-        let head = control.ring.add(buffers, indirectTableAddress: indirect ? frontend.allocate(64, alignment: 16) : nil)
-        // Re-arm the interrupt for the next used entry, as Linux's virtqueue_enable_cb does.
+        // Arm the interrupt for the next used entry before publishing, and look at the used ring
+        // before sleeping: a polling device may complete the command before we would have armed
+        // it, and then rightly sends no interrupt (Linux: virtqueue_enable_cb_prepare + poll).
         if eventIndex && interrupt { control.ring.setUsedEvent(control.ring.usedIndex) }
+        let head = control.ring.add(buffers, indirectTableAddress: indirect ? frontend.allocate(64, alignment: 16) : nil)
         control.kickIfNeeded()
-        var used: [(id: UInt16, length: UInt32)] = []
+        var used = control.ring.takeUsed()
         var waited: Int32 = 0
         while used.isEmpty {
             if interrupt {

@@ -110,6 +110,17 @@ public final class TestFrontend {
         try self.init(socket: socket, lowSize: lowSize, highSize: highSize)
     }
 
+    /// Runs set-up work whose failures are the test harness's, not the back-end's.
+    private func harness<T>(_ body: () throws -> T) throws(FrontendError) -> T {
+        do { return try body() } catch let e as FrontendError {
+            throw e
+        } catch let e as SystemError {
+            throw .system(e)
+        } catch {
+            throw .badReply("\(error)")
+        }
+    }
+
     static func guestRegion(_ d: MemoryRegionDescription) -> GuestMemoryRegion {
         GuestMemoryRegion(guestPhysicalAddress: d.guestPhysicalAddress, size: d.size, userAddress: d.userAddress, mmapOffset: d.mmapOffset)
     }
@@ -232,7 +243,7 @@ public final class TestFrontend {
     /// Hot-adds guest RAM backed by a new memfd (ADD_MEM_REG); returns its guest-physical address.
     @discardableResult
     public func addRegion(guestPhysicalAddress gpa: UInt64, size: UInt64) throws(FrontendError) -> MemoryRegionDescription {
-        do {
+        try harness {
             let fd = try MemFD.create(name: "hotplug", size: Int(size))
             let ua = Self.userBase + 0x10_0000_0000 + gpa
             let d = MemoryRegionDescription(guestPhysicalAddress: gpa, size: size, userAddress: ua, mmapOffset: 0)
@@ -242,12 +253,6 @@ public final class TestFrontend {
             regions.append(d)
             sentRegions.append(d)
             return d
-        } catch let e as FrontendError {
-            throw e
-        } catch let e as SystemError {
-            throw .system(e)
-        } catch {
-            throw .badReply("\(error)")
         }
     }
 
@@ -364,7 +369,7 @@ public final class TestFrontend {
         let top = regions.map { $0.guestPhysicalAddress + $0.size }.max() ?? 0
         // One bit per 4 KiB page, allocated in 8-byte chunks as QEMU's vhost_log_alloc does.
         let size = ((top / 4096 + 63) / 64) * 8
-        do {
+        return try harness {
             let fd = try MemFD.create(name: "vhost-log", size: Int(size))
             let map = try MemoryMapping(descriptor: fd, length: Int(size))
             try request(.setLogBase, payload: LogDescription(mmapSize: size, mmapOffset: 0).encoded, descriptors: [fd.rawValue])
@@ -373,12 +378,6 @@ public final class TestFrontend {
             try setFeatures(features | VirtioFeature.logAll, needReply: true)
             for i in indices { try request(.setVringAddr, payload: vringAddress(queues[i]!, log: true).encoded, needReply: true) }
             return map
-        } catch let e as FrontendError {
-            throw e
-        } catch let e as SystemError {
-            throw .system(e)
-        } catch {
-            throw .badReply("\(error)")
         }
     }
 

@@ -30,7 +30,8 @@ extension VhostUserConnection {
 
             let decoded: FrontendMessage
             do { decoded = try FrontendMessage.decode(message) } catch { return "protocol error: \(error)" }
-            logger.debug("\(name)", metadata: header.needsReply ? ["need_reply": "true"] : [:])
+            logger.debug("\(name)\(decoded.queueIndex.map { " index=\($0)" } ?? "")",
+                         metadata: header.needsReply ? ["need_reply": "true"] : [:])
 
             let ownReply = decoded.request.map(Self.hasOwnReply) ?? false
             let ackWanted = header.needsReply && session.replyAckEnabled && !ownReply

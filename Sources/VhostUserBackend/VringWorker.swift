@@ -59,6 +59,7 @@ public final class VringWorker: @unchecked Sendable {
     private var broken: Set<RingKey> = []
     /// Rings whose guest kicks are suppressed while this worker polls them.
     private var quiet: Set<RingKey> = []
+    private var exitRequested = false
     private static let wakeupToken: UInt64 = .max
 
     public init(id: Int, pollBudgetNanoseconds: UInt64, logger: Logger) throws(SystemError) {
@@ -124,10 +125,9 @@ public final class VringWorker: @unchecked Sendable {
     // MARK: worker thread
 
     private func run() {
-        var running = true
         var kicked: [RingKey] = []
         kicked.reserveCapacity(64)
-        while running {
+        while !exitRequested {
             kicked.removeAll(keepingCapacity: true)
             do {
                 try epoll.wait(timeoutMilliseconds: hasPolledRings ? 1 : -1) { token, _ in
@@ -138,14 +138,13 @@ public final class VringWorker: @unchecked Sendable {
                 logger.critical("worker \(id): \(error)")
                 return
             }
-            wakeup.drain()
-            running = drainMailbox()
+            drainMailbox()
             for key in kicked { drainKick(key) }
             var busy = false
             for key in hasPolledRings ? Array(rings.keys) : kicked where service(key) > 0 { busy = true }
             // Poll while there is work; before sleeping ask for kicks again. Work that arrived
             // during the switch counts as work: it sends the worker back to polling.
-            while running {
+            while !exitRequested {
                 if busy { pollWhileBusy() }
                 let raced = rearmBeforeSleeping()
                 if raced.isEmpty { break }
@@ -171,8 +170,10 @@ public final class VringWorker: @unchecked Sendable {
         logger.trace("worker \(id): polling")
         defer { logger.trace("worker \(id): polling ends") }
         var deadline = monotonicNanoseconds() + pollBudgetNanoseconds
-        while monotonicNanoseconds() < deadline {
-            if mailboxPending { return }
+        while monotonicNanoseconds() < deadline && !exitRequested {
+            // Control-plane requests are served without leaving the busy loop: leaving would
+            // re-enable guest kicks and delay the request until the guest goes idle.
+            if mailboxPending { drainMailbox() }
             var did = 0
             for key in rings.keys where !broken.contains(key) { did += service(key) }
             if did > 0 { deadline = monotonicNanoseconds() + pollBudgetNanoseconds }
@@ -220,12 +221,12 @@ public final class VringWorker: @unchecked Sendable {
         if let err = rings[key]?.err { EventFD.signal(rawDescriptor: err.rawValue) }
     }
 
-    private func drainMailbox() -> Bool {
+    private func drainMailbox() {
+        wakeup.drain()
         let commands = mailbox.withLock { box in
             defer { box.removeAll(keepingCapacity: true) }
             return box
         }
-        var keepRunning = true
         for command in commands {
             switch command {
             case .attach(let ring, let done):
@@ -267,10 +268,9 @@ public final class VringWorker: @unchecked Sendable {
                 }
                 done.fulfil(true)
             case .exit:
-                keepRunning = false
+                exitRequested = true
             }
         }
-        return keepRunning
     }
 }
 

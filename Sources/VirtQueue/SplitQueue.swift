@@ -99,7 +99,7 @@ public struct GuestSegment: @unchecked Sendable {
     }
 }
 
-public struct DescriptorChain {
+public struct DescriptorChain: Sendable {
     public let head: UInt16
     /// Device-readable buffers, in order.
     public private(set) var readable: [GuestSegment] = []
@@ -167,6 +167,8 @@ public final class SplitQueue: @unchecked Sendable {
     public private(set) var memory: GuestMemory
     public private(set) var nextAvail: UInt16
     public private(set) var nextUsed: UInt16
+    /// Whether the driver is asked to kick (false while the owning worker polls the ring).
+    public private(set) var notificationsEnabled = true
     public let eventIndex: Bool, indirect: Bool
 
     // Host pointers of the three rings; valid because `memory` keeps their region mapped and the
@@ -325,8 +327,10 @@ public final class SplitQueue: @unchecked Sendable {
         }
 
         nextAvail &+= 1
-        if eventIndex {
+        if eventIndex && notificationsEnabled {
             // §2.7.10: ask for a kick only once the driver publishes past what we consumed.
+            // While notifications are off (the worker polls) avail_event is left behind, which is
+            // what stops the driver from kicking.
             writeUsed16(nextAvail, offset: availEventOffset)
         }
         return chain
@@ -362,9 +366,11 @@ public final class SplitQueue: @unchecked Sendable {
         return availFlags & VirtqRingFlags.noInterrupt == 0
     }
 
-    /// Ask the driver not to kick (while we poll). With EVENT_IDX nothing is written: avail_event
-    /// already lags behind what the driver publishes, which suppresses kicks (§2.7.10).
+    /// Ask the driver not to kick (while we poll). With EVENT_IDX nothing is written: pops stop
+    /// moving avail_event, so it falls behind what the driver publishes, which suppresses kicks
+    /// (§2.7.10).
     public func disableNotifications() {
+        notificationsEnabled = false
         guard !eventIndex else { return }
         // SAFETY: used.flags is the used ring's first field.
         let flags = UInt16(littleEndian: used.loadUnaligned(as: UInt16.self))
@@ -374,6 +380,7 @@ public final class SplitQueue: @unchecked Sendable {
     /// Ask for kicks again; returns true if work is pending, in which case the caller must drain again
     /// (a kick published before our write may have been suppressed — the lost-kick race).
     public func enableNotifications() -> Bool {
+        notificationsEnabled = true
         if eventIndex {
             writeUsed16(nextAvail, offset: availEventOffset)
         } else {

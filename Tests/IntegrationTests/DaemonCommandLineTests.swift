@@ -52,6 +52,15 @@ struct DaemonCommandLineTests {
         }
     }
 
+    @Test("the node GUID may be written with or without 0x")
+    func guidPrefix() throws {
+        let daemon = try DaemonProcess(extraArguments: ["--node-guid", "0x1234abcd"])
+        let driver = try ModelDriver(frontend: try TestFrontend(path: daemon.socketPaths[0]))
+        try driver.bringUp()
+        #expect(UInt64(littleEndian: try driver.queryDevice().node_guid) == 0x1234abcd)
+        #expect(daemon.terminate() == 0)
+    }
+
     @Test("a system error at start-up exits with 1")
     func startupFailure() throws {
         let (status, output) = try run(["--socket-path", "/nonexistent-dir/vrdma.sock"])
