@@ -15,8 +15,8 @@ stage() {  # stage NAME PASSED FAILED
 # Swift Testing prints one line per finished test: "✔ Test ... passed after" / "✘ Test ... failed after".
 swift test 2>&1 | tee "$out/swift-test.log"
 rc=${PIPESTATUS[0]}
-p=$(grep -cE '^✔ Test .* passed after' "$out/swift-test.log" || true)
-f=$(grep -cE '^✘ Test .* failed after' "$out/swift-test.log" || true)
+p=$(grep -E '^✔ Test .* passed after' "$out/swift-test.log" | grep -vc '^✔ Test run with' || true)
+f=$(grep -E '^✘ Test .* failed after' "$out/swift-test.log" | grep -vc '^✘ Test run with' || true)
 if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "swift test exited $rc without a failed test line (build or crash)"; fi
 stage "swift test" "$p" "$f"
 
