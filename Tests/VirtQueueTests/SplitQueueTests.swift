@@ -120,6 +120,7 @@ struct NotificationTests {
         #expect(!rig.driver.needsKick())  // device has not caught up: it will find this one itself
         let availEvent = rig.driver.addresses.usedRing + 4 + 8 * 8
         rig.queue.disableNotifications()
+        #expect(rig.memory.load(UInt16.self, at: rig.driver.addresses.usedRing) == 0)  // no NO_NOTIFY with EVENT_IDX
         _ = try rig.queue.popChain()
         _ = try rig.queue.popChain()
         // While the device polls, pops leave avail_event behind: new work draws no kick.
