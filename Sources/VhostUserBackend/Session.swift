@@ -33,7 +33,6 @@ public final class Session {
 
     public private(set) var ackedFeatures: UInt64 = 0
     public private(set) var ackedProtocolFeatures: ProtocolFeatures = []
-    private var featuresSet = false
     private var status: UInt8 = 0
     private var backendChannel: OwnedFileDescriptor?
     private var rings: [Ring]
@@ -179,9 +178,8 @@ public final class Session {
     private func setFeatures(_ features: UInt64) throws(SessionError) {
         guard features & ~offeredFeatures == 0 else { throw .unsupportedFeatures(features & ~offeredFeatures) }
         let wasLogging = logging
-        if features != ackedFeatures || !featuresSet { logger.info("features 0x\(String(features, radix: 16))") }
+        logger.info("features 0x\(String(features, radix: 16))")
         ackedFeatures = features
-        featuresSet = true
         // Without VHOST_USER_F_PROTOCOL_FEATURES rings are enabled from the start (spec, "Ring states").
         if features & VirtioFeature.protocolFeatures == 0 {
             for i in rings.indices { rings[i].enabled = true }
@@ -202,7 +200,6 @@ public final class Session {
             rings[i].err = err
         }
         ackedFeatures = 0
-        featuresSet = false
         status = 0
         device.reset()
         logger.info("device reset")
@@ -210,9 +207,13 @@ public final class Session {
 
     // MARK: memory
 
+    /// The front-end's description of a region, in the memory layer's terms.
+    private func guestRegion(_ d: MemoryRegionDescription) -> GuestMemoryRegion {
+        GuestMemoryRegion(guestPhysicalAddress: d.guestPhysicalAddress, size: d.size, userAddress: d.userAddress, mmapOffset: d.mmapOffset)
+    }
+
     private func mapRegion(_ d: MemoryRegionDescription, _ fd: OwnedFileDescriptor) throws(SessionError) -> MappedGuestRegion {
-        let region = GuestMemoryRegion(guestPhysicalAddress: d.guestPhysicalAddress, size: d.size,
-                                       userAddress: d.userAddress, mmapOffset: d.mmapOffset)
+        let region = guestRegion(d)
         // The mapping must stay within the file: a region past the end of its memfd would fault
         // (SIGBUS) on first touch instead of failing here.
         if let fileSize = try? fd.fileSize(), fileSize > 0 {
@@ -241,8 +242,7 @@ public final class Session {
     }
 
     private func removeRegion(_ d: MemoryRegionDescription) throws(SessionError) {
-        let region = GuestMemoryRegion(guestPhysicalAddress: d.guestPhysicalAddress, size: d.size,
-                                       userAddress: d.userAddress, mmapOffset: d.mmapOffset)
+        let region = guestRegion(d)
         guard let smaller = memory.removing(region) else { throw .noSuchRegion(d) }
         memory = smaller
         logger.info("memory region removed: \(region)")

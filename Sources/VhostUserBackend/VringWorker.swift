@@ -59,6 +59,8 @@ public final class VringWorker: @unchecked Sendable {
     private var broken: Set<RingKey> = []
     /// Rings whose guest kicks are suppressed while this worker polls them.
     private var quiet: Set<RingKey> = []
+    /// Rings whose front-end gave no kick descriptor (NOFD): looked at every millisecond.
+    private var unkicked: Set<RingKey> = []
     private var exitRequested = false
     private static let wakeupToken: UInt64 = .max
 
@@ -130,7 +132,7 @@ public final class VringWorker: @unchecked Sendable {
         while !exitRequested {
             kicked.removeAll(keepingCapacity: true)
             do {
-                try epoll.wait(timeoutMilliseconds: hasPolledRings ? 1 : -1) { token, _ in
+                try epoll.wait(timeoutMilliseconds: unkicked.isEmpty ? -1 : 1) { token, _ in
                     if token == Self.wakeupToken { return }
                     kicked.append(RingKey(token: token))
                 }
@@ -141,7 +143,8 @@ public final class VringWorker: @unchecked Sendable {
             drainMailbox()
             for key in kicked { drainKick(key) }
             var busy = false
-            for key in hasPolledRings ? Array(rings.keys) : kicked where service(key) > 0 { busy = true }
+            for key in kicked where service(key) > 0 { busy = true }
+            for key in unkicked where service(key) > 0 { busy = true }
             // Poll while there is work; before sleeping ask for kicks again. Work that arrived
             // during the switch counts as work: it sends the worker back to polling.
             while !exitRequested {
@@ -154,9 +157,6 @@ public final class VringWorker: @unchecked Sendable {
         }
         rings.removeAll()
     }
-
-    /// Rings whose front-end gave no kick descriptor (NOFD) must be polled.
-    private var hasPolledRings: Bool { rings.values.contains { $0.kick == nil } }
 
     private func drainKick(_ key: RingKey) {
         guard let fd = rings[key]?.kick?.rawValue else { return }
@@ -233,6 +233,7 @@ public final class VringWorker: @unchecked Sendable {
                 if let old = rings[ring.key]?.kick { epoll.remove(old.rawValue) }
                 rings[ring.key] = ring
                 broken.remove(ring.key)
+                if ring.kick == nil { unkicked.insert(ring.key) } else { unkicked.remove(ring.key) }
                 var accepted = true
                 if let kick = ring.kick {
                     do { try epoll.add(kick.rawValue, token: ring.key.token) } catch {
@@ -248,6 +249,7 @@ public final class VringWorker: @unchecked Sendable {
                     if let kick = ring.kick { epoll.remove(kick.rawValue) }
                     broken.remove(key)
                     quiet.remove(key)
+                    unkicked.remove(key)
                     done.fulfil(ring.queue.nextAvail)
                 } else {
                     done.fulfil(nil)
