@@ -28,5 +28,10 @@ e2e: build
 fuzz: build
 	@scripts/fuzz.sh $(or $(SECONDS),60)
 
+# Benchmarks: device figures as ratios of baselines measured in the same run (build/bench/).
+bench: deps
+	$(SWIFT) build -c release
+	@scripts/bench.sh "$$($(SWIFT) build -c release --show-bin-path)"
+
 clean:
 	rm -rf .build build

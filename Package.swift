@@ -63,6 +63,12 @@ let package = Package(
             dependencies: ["VhostUser", "VirtQueue", "VRDMATestSupport", "LinuxSystem"],
             swiftSettings: strict),
 
+        // make bench: device figures and same-run baselines, written as JSON.
+        .executableTarget(
+            name: "VRDMABench",
+            dependencies: ["VRDMATestSupport", "CVRDMAABI", "VhostUser", "VirtQueue", "LinuxSystem", "CLinuxShims"],
+            swiftSettings: strict),
+
         .testTarget(name: "LinuxSystemTests", dependencies: ["LinuxSystem"], swiftSettings: strict),
         .testTarget(name: "VirtQueueTests", dependencies: ["VirtQueue", "LinuxSystem", "VRDMATestSupport"], swiftSettings: strict),
         .testTarget(name: "VhostUserTests", dependencies: ["VhostUser", "LinuxSystem"], swiftSettings: strict),
