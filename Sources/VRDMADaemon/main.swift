@@ -62,6 +62,8 @@ struct VhostUserRDMA: ParsableCommand {
     @Option(name: .customLong("max-pd"), help: "Quota: protection domains per device.") var maxPD: UInt32 = 16384
     @Option(name: .customLong("max-srq"), help: "Quota: shared receive queues per device.") var maxSRQ: UInt32 = 4096
     @Option(name: .customLong("max-ah"), help: "Quota: address handles per device.") var maxAH: UInt32 = 32768
+    @Option(name: .customLong("max-pinned-bytes"), help: "Quota: bytes of guest memory registered in MRs per device.")
+    var maxPinnedBytes: UInt64 = 1 << 40
 
     func validate() throws {
         if printCapabilities { return }
@@ -95,13 +97,19 @@ struct VhostUserRDMA: ParsableCommand {
                                                    pollBudgetNanoseconds: pollMicroseconds * 1000),
                 logger: logger)
             var guid = parseGUID(nodeGUID)!
+            // One fabric for the daemon: its devices (VMs on this host) reach each other by GID.
+            let fabric = SoftwareFabric()
+            var index = 0
             func nextDevice() throws -> VRDMADevice {
                 var c = DeviceConfiguration(nodeGUID: guid, mac: parseMAC(mac)!)
                 c.doorbellQueues = doorbellQueues
                 c.maxQueueSize = queueSize
                 c.maxQP = maxQP; c.maxCQ = maxCQ; c.maxMR = maxMR; c.maxPD = maxPD; c.maxSRQ = maxSRQ; c.maxAH = maxAH
+                c.maxPinnedBytes = maxPinnedBytes
+                c.index = index
                 guid &+= 1
-                return try VRDMADevice(configuration: c, logger: logger)
+                index += 1
+                return try VRDMADevice(configuration: c, fabric: fabric, logger: logger)
             }
             for path in socketPaths { try server.listen(path: path, device: try nextDevice()) }
             for fd in descriptors { try server.adopt(descriptor: fd, device: try nextDevice()) }

@@ -9,7 +9,7 @@ import VirtQueue
 
 final class ControlQueue: QueueHandler {
     /// The largest request any command has; longer readable parts are not read past this.
-    static let maxRequestSize = 512
+    static let maxRequestSize = 512  // the largest request (MODIFY_QP) is 160 bytes
     private unowned let device: VRDMADevice
     private let logger: Logger
     private var request = [UInt8](repeating: 0, count: ControlQueue.maxRequestSize)
@@ -44,10 +44,7 @@ final class ControlQueue: QueueHandler {
         }
         let opcode = load(UInt32.self, at: 0)
         let body = headerSize..<length
-        let (status, response) = dispatch(opcode: opcode, request: body)
-        if status != VIRTIO_RDMA_S_OK {
-            logger.debug("command \(opcode) failed with status \(status.rawValue)")
-        }
+        let (status, response) = dispatch(opcode: opcode, request: body, memory: memory)
         guard chain.writableLength >= responseHeaderSize + response.count else {
             return respond(chain, memory: memory, status: VIRTIO_RDMA_S_INVALID, body: [])
         }
@@ -66,18 +63,50 @@ final class ControlQueue: QueueHandler {
         request.withUnsafeBytes { T(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: T.self)) }
     }
 
-    private func dispatch(opcode: UInt32, request body: Range<Int>) -> (virtio_rdma_status, [UInt8]) {
-        switch opcode {
-        case UInt32(VIRTIO_RDMA_CMD_QUERY_DEVICE.rawValue):
-            return (VIRTIO_RDMA_S_OK, queryDevice())
-        case UInt32(VIRTIO_RDMA_CMD_QUERY_PORT.rawValue):
-            guard body.count >= MemoryLayout<virtio_rdma_cmd_query_port>.size else { return (VIRTIO_RDMA_S_INVALID, []) }
-            let port = load(UInt32.self, at: body.lowerBound)
-            guard port == 1 else { return (VIRTIO_RDMA_S_INVALID, []) }
-            return (VIRTIO_RDMA_S_OK, queryPort())
-        default:
-            // Opcodes of later ABI revisions and unknown numbers alike.
-            return (VIRTIO_RDMA_S_UNSUPPORTED, [])
+    private func dispatch(opcode: UInt32, request body: Range<Int>, memory: GuestMemory) -> (virtio_rdma_status, [UInt8]) {
+        let engine = device.engine
+        engine.update(memory: memory)
+        return request.withUnsafeBytes { raw -> (virtio_rdma_status, [UInt8]) in
+            let b = RequestBody(bytes: UnsafeRawBufferPointer(rebasing: raw[body]))
+            do {
+                let response: [UInt8]
+                switch opcode {
+                case VIRTIO_RDMA_CMD_QUERY_DEVICE.rawValue: response = queryDevice()
+                case VIRTIO_RDMA_CMD_QUERY_PORT.rawValue:
+                    let port = UInt32(littleEndian: try b.decode(virtio_rdma_cmd_query_port.self).port)
+                    guard port == 1 else { throw CommandError.invalid("port \(port)") }
+                    response = queryPort()
+                case VIRTIO_RDMA_CMD_QUERY_PKEY.rawValue: response = try engine.queryPKey(b)
+                case VIRTIO_RDMA_CMD_ADD_GID.rawValue: response = try engine.addGID(b)
+                case VIRTIO_RDMA_CMD_DEL_GID.rawValue: response = try engine.deleteGID(b)
+                case VIRTIO_RDMA_CMD_CREATE_UCONTEXT.rawValue: response = try engine.createContext()
+                case VIRTIO_RDMA_CMD_DESTROY_UCONTEXT.rawValue: response = try engine.destroyContext(b)
+                case VIRTIO_RDMA_CMD_ALLOC_PD.rawValue: response = try engine.allocPD(b)
+                case VIRTIO_RDMA_CMD_DEALLOC_PD.rawValue: response = try engine.deallocPD(b)
+                case VIRTIO_RDMA_CMD_REG_MR.rawValue: response = try engine.registerMR(b)
+                case VIRTIO_RDMA_CMD_DEREG_MR.rawValue: response = try engine.deregisterMR(b)
+                case VIRTIO_RDMA_CMD_CREATE_CQ.rawValue: response = try engine.createCQ(b)
+                case VIRTIO_RDMA_CMD_RESIZE_CQ.rawValue: response = try engine.resizeCQ(b)
+                case VIRTIO_RDMA_CMD_DESTROY_CQ.rawValue: response = try engine.destroyCQ(b)
+                case VIRTIO_RDMA_CMD_CREATE_QP.rawValue: response = try engine.createQP(b)
+                case VIRTIO_RDMA_CMD_MODIFY_QP.rawValue: response = try engine.modifyQP(b)
+                case VIRTIO_RDMA_CMD_QUERY_QP.rawValue: response = try engine.queryQP(b)
+                case VIRTIO_RDMA_CMD_DESTROY_QP.rawValue: response = try engine.destroyQP(b)
+                case VIRTIO_RDMA_CMD_CREATE_SRQ.rawValue: response = try engine.createSRQ(b)
+                case VIRTIO_RDMA_CMD_MODIFY_SRQ.rawValue: response = try engine.modifySRQ(b)
+                case VIRTIO_RDMA_CMD_QUERY_SRQ.rawValue: response = try engine.querySRQ(b)
+                case VIRTIO_RDMA_CMD_DESTROY_SRQ.rawValue: response = try engine.destroySRQ(b)
+                case VIRTIO_RDMA_CMD_CREATE_AH.rawValue: response = try engine.createAH(b)
+                case VIRTIO_RDMA_CMD_DESTROY_AH.rawValue: response = try engine.destroyAH(b)
+                default: throw CommandError.unsupported
+                }
+                return (VIRTIO_RDMA_S_OK, response)
+            } catch let error as CommandError {
+                logger.debug("command \(opcode): \(error)")
+                return (error.status, [])
+            } catch {
+                return (VIRTIO_RDMA_S_INVALID, [])
+            }
         }
     }
 

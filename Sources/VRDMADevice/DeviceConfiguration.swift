@@ -24,6 +24,10 @@ public struct DeviceConfiguration: Sendable, Equatable {
     public var maxMRSize: UInt64
     public var maxInlineData: UInt32
     public var maxReadAtomicDepth: UInt32
+    /// Quota: bytes of guest memory registered in MRs at once (DMA MRs not counted).
+    public var maxPinnedBytes: UInt64
+    /// Which device of the daemon this is: picks its worker (all its queues share one).
+    public var index: Int
 
     /// Defaults sized for the design targets (16K QPs, 32K CQs per device).
     public init(nodeGUID: UInt64 = 0x5652_444d_4100_0001, mac: [UInt8] = [0, 0, 0, 0, 0, 0]) {
@@ -45,6 +49,8 @@ public struct DeviceConfiguration: Sendable, Equatable {
         maxMRSize = 1 << 40
         maxInlineData = 256
         maxReadAtomicDepth = 16
+        maxPinnedBytes = 1 << 40
+        index = 0
     }
 
     /// Checks what cannot be expressed in the ABI (a zero GUID breaks rdma_cm; a MAC is 6 bytes).
@@ -63,6 +69,8 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case badMAC(Int)
     case doorbellQueues(Int)
     case queueSize(UInt16)
+    /// The host refused something the device needs (an eventfd).
+    case system(String)
 
     public var description: String {
         switch self {
@@ -70,6 +78,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case .badMAC(let n): "a MAC address has 6 bytes, not \(n)"
         case .doorbellQueues(let n): "doorbell queue count \(n) must be 1...1022 (QEMU allows 1024 queues)"
         case .queueSize(let n): "queue size \(n) must be a power of two in 2...32768"
+        case .system(let s): s
         }
     }
 }

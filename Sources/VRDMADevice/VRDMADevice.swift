@@ -11,11 +11,20 @@ import VirtQueue
 public final class VRDMADevice: VhostUserDevice {
     public let configuration: DeviceConfiguration
     private let logger: Logger
+    /// The HCA: resource tables and data plane, used only on this device's worker (and by
+    /// `reset`, which runs while every ring is stopped).
+    let engine: Engine
 
-    public init(configuration: DeviceConfiguration, logger: Logger) throws(ConfigurationError) {
+    public init(configuration: DeviceConfiguration, fabric: SoftwareFabric = SoftwareFabric(), logger: Logger) throws(ConfigurationError) {
         try configuration.validate()
         self.configuration = configuration
         self.logger = logger
+        do {
+            engine = try Engine(configuration: configuration, fabric: fabric, logger: logger)
+        } catch {
+            throw .system("\(error)")
+        }
+        engine.start()
     }
 
     // Ring layout and suppression features the device implements; no device-specific bits yet.
@@ -70,32 +79,60 @@ public final class VRDMADevice: VhostUserDevice {
     // MARK: queues
 
     public func worker(forQueue index: Int, workerCount: Int) -> Int {
-        // Control and event queues share worker 0: commands and the events they cause are
-        // ordered without locks. Doorbell queues spread over all workers.
-        index < Int(VIRTIO_RDMA_VQ_DOORBELL_BASE) ? 0 : (index - Int(VIRTIO_RDMA_VQ_DOORBELL_BASE)) % workerCount
+        // Every queue of a device on one worker: commands, doorbells and the events they cause
+        // touch the same tables and need no locks. Devices spread over the workers.
+        configuration.index % workerCount
     }
 
     public func makeQueueHandler(queue index: Int, features: UInt64) -> any QueueHandler {
         switch UInt32(index) {
         case UInt32(VIRTIO_RDMA_VQ_CONTROL): ControlQueue(device: self, logger: logger)
-        case UInt32(VIRTIO_RDMA_VQ_EVENT): EventQueue()
-        default: DoorbellQueue()
+        case UInt32(VIRTIO_RDMA_VQ_EVENT): EventQueue(engine: engine)
+        default: DoorbellQueue(engine: engine, wakes: index == Int(VIRTIO_RDMA_VQ_DOORBELL_BASE))
         }
     }
 
     public func reset() {
+        engine.reset()
         logger.info("vrdma device reset: guest resources released")
     }
 }
 
-/// The event queue holds driver-supplied buffers until the device has an event to report; its
-/// kicks only say that more buffers arrived, so there is nothing to process on a kick.
+/// The event queue holds driver-supplied buffers until the device has an event to report; a
+/// kick only says that more buffers arrived.
 final class EventQueue: QueueHandler {
-    func process(_ queue: SplitQueue) throws(QueueError) -> Int { 0 }
+    private let engine: Engine
+    init(engine: Engine) { self.engine = engine }
+
+    func process(_ queue: SplitQueue) throws(QueueError) -> Int {
+        var written = 0
+        while !engine.events.isEmpty, let chain = try queue.popChain() {
+            var event = engine.events.removeFirst()
+            let n = withUnsafeBytes(of: &event) { chain.scatter(from: $0, memory: queue.memory) }
+            queue.pushUsed(head: chain.head, writtenLength: UInt32(n))
+            written += 1
+        }
+        return written
+    }
+
+    var hasPendingWork: Bool { !engine.events.isEmpty }
 }
 
-/// A doorbell queue's kick means "look at your rings"; its descriptors carry nothing. With no
-/// work rings defined yet (ABI version 1 has only the query commands), there is nothing to scan.
+/// A doorbell queue's kick means "look at your rings"; it carries no buffers. Every doorbell
+/// queue runs the same engine pass; the first also wakes the worker for packets from other
+/// devices.
 final class DoorbellQueue: QueueHandler {
-    func process(_ queue: SplitQueue) throws(QueueError) -> Int { 0 }
+    private let engine: Engine
+    private let wakes: Bool
+    init(engine: Engine, wakes: Bool) { self.engine = engine; self.wakes = wakes }
+
+    func process(_ queue: SplitQueue) throws(QueueError) -> Int {
+        engine.update(memory: queue.memory)
+        // Buffers a driver put on a doorbell queue anyway are returned unused.
+        while let chain = try queue.popChain() { queue.pushUsed(head: chain.head, writtenLength: 0) }
+        return engine.poll()
+    }
+
+    var wakeDescriptor: Int32? { wakes ? engine.wake.descriptor.rawValue : nil }
+    func prepareToSleep() -> Bool { wakes ? engine.prepareToSleep() : false }
 }

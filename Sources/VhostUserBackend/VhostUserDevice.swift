@@ -32,7 +32,23 @@ public protocol VhostUserDevice: AnyObject, Sendable {
 
 /// Processes one virtqueue's chains; lives on the queue's worker thread.
 public protocol QueueHandler: AnyObject {
-    /// Handles what is available; returns how many used entries it pushed. Throwing a
-    /// `QueueError` marks the ring broken (the guest must reset the device).
+    /// Handles what is available; returns how much work it did (0: nothing to do). The worker
+    /// signals the guest if used entries were pushed. Throwing a `QueueError` marks the ring
+    /// broken (the guest must reset the device).
     func process(_ queue: SplitQueue) throws(QueueError) -> Int
+    /// True when the handler has work of its own (not from the ring's avail side) and wants
+    /// `process` called soon, e.g. events produced by another queue's handler.
+    var hasPendingWork: Bool { get }
+    /// An eventfd, besides the ring's kick, that wakes the worker for this ring (work arriving
+    /// from another thread). The handler drains it itself.
+    var wakeDescriptor: Int32? { get }
+    /// The worker is about to sleep: ask for notifications again, and return true if work
+    /// arrived meanwhile (the worker then keeps going instead of sleeping).
+    func prepareToSleep() -> Bool
+}
+
+extension QueueHandler {
+    public var hasPendingWork: Bool { false }
+    public var wakeDescriptor: Int32? { nil }
+    public func prepareToSleep() -> Bool { false }
 }

@@ -63,6 +63,8 @@ public final class VringWorker: @unchecked Sendable {
     private var unkicked: Set<RingKey> = []
     private var exitRequested = false
     private static let wakeupToken: UInt64 = .max
+    /// Set in a token's queue-index half for a handler's own wake descriptor.
+    private static let handlerWakeBit: UInt64 = 0x8000_0000
 
     public init(id: Int, pollBudgetNanoseconds: UInt64, logger: Logger) throws(SystemError) {
         self.id = id
@@ -134,7 +136,7 @@ public final class VringWorker: @unchecked Sendable {
             do {
                 try epoll.wait(timeoutMilliseconds: unkicked.isEmpty ? -1 : 1) { token, _ in
                     if token == Self.wakeupToken { return }
-                    kicked.append(RingKey(token: token))
+                    kicked.append(RingKey(token: token & ~Self.handlerWakeBit))
                 }
             } catch {
                 logger.critical("worker \(id): \(error)")
@@ -145,6 +147,7 @@ public final class VringWorker: @unchecked Sendable {
             var busy = false
             for key in kicked where service(key) > 0 { busy = true }
             for key in unkicked where service(key) > 0 { busy = true }
+            if servicePending() { busy = true }
             // Poll while there is work; before sleeping ask for kicks again. Work that arrived
             // during the switch counts as work: it sends the worker back to polling.
             while !exitRequested {
@@ -182,34 +185,47 @@ public final class VringWorker: @unchecked Sendable {
 
     /// Asks every quiet ring for kicks again and returns those that already have work.
     /// Enabling re-checks the ring after a full fence, so nothing published during the switch
-    /// waits for a kick that will not come.
+    /// waits for a kick that will not come. Handlers re-arm their own sources the same way.
     private func rearmBeforeSleeping() -> [RingKey] {
         var raced: [RingKey] = []
         for key in quiet where !broken.contains(key) {
             if rings[key]?.queue.enableNotifications() == true { raced.append(key) }
         }
         quiet.removeAll(keepingCapacity: true)
+        for (key, ring) in rings where !broken.contains(key) {
+            if ring.handler.prepareToSleep() || ring.handler.hasPendingWork { raced.append(key) }
+        }
         return raced
+    }
+
+    /// Services rings whose handlers produced work of their own; true if any did something.
+    private func servicePending() -> Bool {
+        var did = false
+        for (key, ring) in rings where ring.handler.hasPendingWork && !broken.contains(key) {
+            if service(key) > 0 { did = true }
+        }
+        return did
     }
 
     private var mailboxPending: Bool { mailbox.withLock { !$0.isEmpty } }
 
     /// Drains ring `key` with guest notifications suppressed (re-armed before the worker sleeps),
-    /// then signals the guest if the ring's suppression rules ask for it. Returns used entries pushed.
+    /// then signals the guest if the ring's suppression rules ask for it. Returns the work done.
     @discardableResult
     private func service(_ key: RingKey) -> Int {
         guard let ring = rings[key], !broken.contains(key) else { return 0 }
         if quiet.insert(key).inserted { ring.queue.disableNotifications() }
-        var pushed = 0
+        var work = 0
+        let usedBefore = ring.queue.nextUsed
         do {
-            pushed = try ring.handler.process(ring.queue)
+            work = try ring.handler.process(ring.queue)
         } catch {
             markBroken(key, error)
         }
-        if pushed > 0, let call = ring.call, ring.queue.needsNotification() {
+        if ring.queue.nextUsed != usedBefore, let call = ring.call, ring.queue.needsNotification() {
             EventFD.signal(rawDescriptor: call.rawValue)
         }
-        return pushed
+        return work
     }
 
     /// A guest error on a ring: stop using it and tell the front-end through the error
@@ -218,6 +234,7 @@ public final class VringWorker: @unchecked Sendable {
         broken.insert(key)
         logger.warning("\(key) broken by the guest: \(error)")
         if let kick = rings[key]?.kick { epoll.remove(kick.rawValue) }
+        if let wake = rings[key]?.handler.wakeDescriptor { epoll.remove(wake) }
         if let err = rings[key]?.err { EventFD.signal(rawDescriptor: err.rawValue) }
     }
 
@@ -231,6 +248,7 @@ public final class VringWorker: @unchecked Sendable {
             switch command {
             case .attach(let ring, let done):
                 if let old = rings[ring.key]?.kick { epoll.remove(old.rawValue) }
+                if let old = rings[ring.key]?.handler.wakeDescriptor { epoll.remove(old) }
                 rings[ring.key] = ring
                 broken.remove(ring.key)
                 if ring.kick == nil { unkicked.insert(ring.key) } else { unkicked.remove(ring.key) }
@@ -241,12 +259,19 @@ public final class VringWorker: @unchecked Sendable {
                         accepted = false
                     }
                 }
+                if let wake = ring.handler.wakeDescriptor {
+                    do { try epoll.add(wake, token: ring.key.token | Self.handlerWakeBit) } catch {
+                        logger.error("\(ring.key) wake descriptor: \(error)")
+                        accepted = false
+                    }
+                }
                 done.fulfil(accepted)
                 // Kicks sent before the ring was started are not lost: look at the ring now.
                 service(ring.key)
             case .detach(let key, let done):
                 if let ring = rings.removeValue(forKey: key) {
                     if let kick = ring.kick { epoll.remove(kick.rawValue) }
+                    if let wake = ring.handler.wakeDescriptor { epoll.remove(wake) }
                     broken.remove(key)
                     quiet.remove(key)
                     unkicked.remove(key)

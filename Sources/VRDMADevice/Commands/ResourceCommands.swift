@@ -1,0 +1,537 @@
+// SPDX-License-Identifier: Apache-2.0
+// The resource commands: each decodes its request, checks every field against the device's
+// limits, guest RAM and the tables (nothing changes until all checks pass), then acts.
+import CVRDMAABI
+import VirtQueue
+
+/// A request body as bytes, read as the ABI struct it must be at least as long as.
+struct RequestBody {
+    let bytes: UnsafeRawBufferPointer
+
+    func decode<T>(_: T.Type) throws(CommandError) -> T {
+        guard bytes.count >= MemoryLayout<T>.size else {
+            throw .invalid("request of \(bytes.count) bytes, \(T.self) needs \(MemoryLayout<T>.size)")
+        }
+        return bytes.loadUnaligned(as: T.self)
+    }
+}
+
+func encode<T>(_ value: T) -> [UInt8] {
+    var v = value
+    return withUnsafeBytes(of: &v) { Array($0) }
+}
+
+extension Engine {
+    // MARK: contexts and PDs
+
+    func createContext() throws(CommandError) -> [UInt8] {
+        let handle = try contexts.reserve()
+        contexts.insert(handle, UserContext(handle: handle))
+        var r = virtio_rdma_rsp_create_ucontext()
+        r.ctx_handle = handle.littleEndian
+        return encode(r)
+    }
+
+    /// Context 0 is the kernel's and always exists.
+    func checkContext(_ handle: UInt32) throws(CommandError) {
+        guard handle == 0 || contexts.get(handle) != nil else { throw .badHandle("no context \(handle)") }
+    }
+
+    func destroyContext(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        guard handle != 0 else { throw .invalid("context 0 belongs to the kernel") }
+        _ = try contexts.lookup(handle)
+        // What the context owns goes, users before what they use.
+        for qp in qps.objects.values where qp.context == handle { destroy(qp) }
+        for srq in srqs.objects.values where srq.context == handle { destroy(srq) }
+        for cq in cqs.objects.values where cq.context == handle { cqs.remove(cq.handle) }
+        for mr in mrs.objects.values where mr.context == handle { destroy(mr) }
+        for ah in ahs.objects.values where ah.context == handle { ah.pd.users -= 1; ahs.remove(ah.handle) }
+        for pd in pds.objects.values where pd.context == handle { pds.remove(pd.handle) }
+        contexts.remove(handle)
+        return []
+    }
+
+    func allocPD(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let context = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_alloc_pd.self).ctx_handle)
+        try checkContext(context)
+        let handle = try pds.reserve()
+        pds.insert(handle, ProtectionDomain(handle: handle, context: context))
+        var r = virtio_rdma_rsp_alloc_pd()
+        r.pd_handle = handle.littleEndian
+        return encode(r)
+    }
+
+    func deallocPD(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let pd = try pds.lookup(handle)
+        guard pd.users == 0 else { throw .busy("PD \(handle) still has \(pd.users) objects") }
+        pds.remove(handle)
+        return []
+    }
+
+    // MARK: memory regions
+
+    func registerMR(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let c = try body.decode(virtio_rdma_cmd_reg_mr.self)
+        let pd = try pds.lookup(UInt32(littleEndian: c.pd_handle))
+        let access = UInt32(littleEndian: c.access)
+        let flags = UInt32(littleEndian: c.flags)
+        let iova = UInt64(littleEndian: c.iova)
+        var length = UInt64(littleEndian: c.length)
+        let allAccess = UInt32(VIRTIO_RDMA_ACCESS_LOCAL_WRITE | VIRTIO_RDMA_ACCESS_REMOTE_WRITE
+                               | VIRTIO_RDMA_ACCESS_REMOTE_READ | VIRTIO_RDMA_ACCESS_REMOTE_ATOMIC)
+        guard access & ~allAccess == 0 else { throw .invalid("access flags 0x\(String(access, radix: 16))") }
+        // IB rule: remote write or atomic needs local write.
+        if access & UInt32(VIRTIO_RDMA_ACCESS_REMOTE_WRITE | VIRTIO_RDMA_ACCESS_REMOTE_ATOMIC) != 0 {
+            guard access & UInt32(VIRTIO_RDMA_ACCESS_LOCAL_WRITE) != 0 else { throw .invalid("remote write/atomic without local write") }
+        }
+        guard flags & ~VIRTIO_RDMA_MR_DMA == 0 else { throw .invalid("REG_MR flags 0x\(String(flags, radix: 16))") }
+        let dma = flags & VIRTIO_RDMA_MR_DMA != 0
+        var pages: [UInt64] = []
+        if dma {
+            guard iova == 0 else { throw .invalid("the DMA MR starts at IOVA 0") }
+            length = memory.regions.last.map { $0.region.guestPhysicalAddress + $0.region.size } ?? 0
+            guard length > 0 else { throw .invalid("no guest RAM yet") }
+        } else {
+            guard length > 0 else { throw .invalid("MR of length 0") }
+            guard length <= configuration.maxMRSize else { throw .invalid("MR of \(length) bytes, at most \(configuration.maxMRSize)") }
+            let (end, overflow) = iova.addingReportingOverflow(length)
+            guard !overflow else { throw .invalid("IOVA range wraps") }
+            let first = iova & ~(pageSize - 1)
+            let spanned = (end - first + pageSize - 1) / pageSize
+            guard UInt64(UInt32(littleEndian: c.pages.npages)) == spanned else {
+                throw .invalid("\(UInt32(littleEndian: c.pages.npages)) pages given, the range spans \(spanned)")
+            }
+            guard pinnedBytes + spanned * pageSize <= configuration.maxPinnedBytes else {
+                throw .noResources("pinned-memory quota of \(configuration.maxPinnedBytes) bytes")
+            }
+            pages = try PageList.read(c.pages, memory: memory, maxPages: Int(spanned))
+        }
+        let key = try mrs.reserve()
+        let remote = access & UInt32(VIRTIO_RDMA_ACCESS_REMOTE_WRITE | VIRTIO_RDMA_ACCESS_REMOTE_READ | VIRTIO_RDMA_ACCESS_REMOTE_ATOMIC) != 0
+        let mr = MemoryRegion(lkey: key, rkey: remote ? key : 0, pd: pd, context: pd.context, access: access,
+                              iova: iova, length: length, pages: pages, dma: dma)
+        mrs.insert(key, mr)
+        pd.users += 1
+        pinnedBytes += UInt64(pages.count) * pageSize
+        var r = virtio_rdma_rsp_reg_mr()
+        r.lkey = mr.lkey.littleEndian
+        r.rkey = mr.rkey.littleEndian
+        return encode(r)
+    }
+
+    func deregisterMR(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let key = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        destroy(try mrs.lookup(key))
+        return []
+    }
+
+    private func destroy(_ mr: MemoryRegion) {
+        mrs.remove(mr.lkey)
+        mr.pd.users -= 1
+        pinnedBytes -= UInt64(mr.pages.count) * pageSize
+    }
+
+    // MARK: completion queues
+
+    private func makeCQRing(depth: UInt32, doorbell: UInt64, ring: virtio_rdma_page_list) throws(CommandError) -> (GuestRing, DoorbellRecord) {
+        guard depth >= 1, depth <= configuration.maxCQE, depth.nonzeroBitCount == 1 else {
+            throw .invalid("CQ depth \(depth) must be a power of two in 1...\(configuration.maxCQE)")
+        }
+        let record = try DoorbellRecord(gpa: doorbell, memory: memory)
+        return (try GuestRing(depth: depth, shift: 6, pageList: ring, memory: memory), record)
+    }
+
+    func createCQ(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let c = try body.decode(virtio_rdma_cmd_create_cq.self)
+        let context = UInt32(littleEndian: c.ctx_handle)
+        try checkContext(context)
+        let depth = UInt32(littleEndian: c.depth)
+        let handle = try cqs.reserve()
+        let (ring, doorbell) = try makeCQRing(depth: depth, doorbell: UInt64(littleEndian: c.doorbell_gpa), ring: c.ring)
+        cqs.insert(handle, CompletionQueue(handle: handle, context: context, ring: ring, doorbell: doorbell))
+        var r = virtio_rdma_rsp_create_cq()
+        r.cq_handle = handle.littleEndian
+        r.depth = depth.littleEndian
+        return encode(r)
+    }
+
+    func resizeCQ(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let c = try body.decode(virtio_rdma_cmd_resize_cq.self)
+        let cq = try cqs.lookup(UInt32(littleEndian: c.cq_handle))
+        let depth = UInt32(littleEndian: c.depth)
+        let (ring, doorbell) = try makeCQRing(depth: depth, doorbell: UInt64(littleEndian: c.doorbell_gpa), ring: c.ring)
+        try cq.resize(ring: ring, doorbell: doorbell)
+        var r = virtio_rdma_rsp_create_cq()
+        r.cq_handle = cq.handle.littleEndian
+        r.depth = depth.littleEndian
+        return encode(r)
+    }
+
+    func destroyCQ(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let cq = try cqs.lookup(handle)
+        guard cq.users == 0 else { throw .busy("CQ \(handle) is used by \(cq.users) QPs") }
+        cqs.remove(handle)
+        return []
+    }
+
+    // MARK: work queue rings
+
+    /// Checks a work queue description; `header` is the WQE header size (64 send, 16 receive).
+    private func makeWorkQueue(_ d: virtio_rdma_wq_desc, maxDepth: UInt32, header: Int, inlineAllowed: Bool) throws(CommandError)
+        -> (GuestRing, DoorbellRecord, UInt32, UInt32)
+    {
+        let depth = UInt32(littleEndian: d.depth)
+        let maxSGE = UInt32(littleEndian: d.max_sge)
+        let maxInline = UInt32(littleEndian: d.max_inline)
+        let shift = UInt32(littleEndian: d.wqe_shift)
+        guard depth >= 1, depth <= maxDepth, depth.nonzeroBitCount == 1 else {
+            throw .invalid("queue depth \(depth) must be a power of two in 1...\(maxDepth)")
+        }
+        guard maxSGE <= configuration.maxSGE else { throw .invalid("max_sge \(maxSGE) above \(configuration.maxSGE)") }
+        guard inlineAllowed || maxInline == 0 else { throw .invalid("inline data on a receive queue") }
+        guard maxInline <= configuration.maxInlineData else { throw .invalid("max_inline \(maxInline) above \(configuration.maxInlineData)") }
+        guard (6...12).contains(shift) else { throw .invalid("wqe_shift \(shift) outside 6...12") }
+        let needed = header + max(Int(maxSGE) * 16, Int(maxInline))
+        guard needed <= 1 << Int(shift) else { throw .invalid("a WQE of \(needed) bytes does not fit slots of \(1 << shift)") }
+        let doorbell = try DoorbellRecord(gpa: UInt64(littleEndian: d.doorbell_gpa), memory: memory)
+        let ring = try GuestRing(depth: depth, shift: shift, pageList: d.ring, memory: memory)
+        return (ring, doorbell, maxSGE, maxInline)
+    }
+
+    private func isZero<T>(_ value: T) -> Bool {
+        var v = value
+        return withUnsafeBytes(of: &v) { $0.allSatisfy { $0 == 0 } }
+    }
+
+    // MARK: queue pairs
+
+    func createQP(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let c = try body.decode(virtio_rdma_cmd_create_qp.self)
+        let context = UInt32(littleEndian: c.ctx_handle)
+        try checkContext(context)
+        guard let type = QPType(rawValue: c.qp_type) else { throw .invalid("QP type \(c.qp_type)") }
+        guard c.sq_sig_all <= 1 else { throw .invalid("sq_sig_all \(c.sq_sig_all)") }
+        let pd = try pds.lookup(UInt32(littleEndian: c.pd_handle))
+        let sendCQ = try cqs.lookup(UInt32(littleEndian: c.send_cq))
+        let recvCQ = try cqs.lookup(UInt32(littleEndian: c.recv_cq))
+        let srqHandle = UInt32(littleEndian: c.srq_handle)
+        let srq: SharedReceiveQueue? = srqHandle == 0 ? nil : try srqs.lookup(srqHandle)
+        if let srq, srq.pd !== pd { throw .invalid("SRQ \(srqHandle) is on another PD") }
+        let qpn = try qps.reserve()
+        let (sq, sqDoorbell, sqSGE, sqInline) = try makeWorkQueue(c.sq, maxDepth: configuration.maxQPWorkRequests,
+                                                                 header: Engine.wqeHeaderSize, inlineAllowed: true)
+        var receive: ReceiveQueue?
+        if srq != nil {
+            guard isZero(c.rq) else { throw .invalid("a QP with an SRQ has no receive queue of its own") }
+        } else {
+            let (ring, doorbell, sge, _) = try makeWorkQueue(c.rq, maxDepth: configuration.maxQPWorkRequests,
+                                                             header: Engine.recvHeaderSize, inlineAllowed: false)
+            receive = ReceiveQueue(ring: ring, doorbell: doorbell, maxSGE: sge)
+        }
+        let qp = QueuePair(qpn: qpn, type: type, context: context, pd: pd, sendCQ: sendCQ, recvCQ: recvCQ, srq: srq,
+                           ownReceive: receive, sq: sq, sqDoorbell: sqDoorbell, sqMaxSGE: sqSGE, sqMaxInline: sqInline,
+                           signalAll: c.sq_sig_all == 1, engine: self)
+        qps.insert(qpn, qp)
+        activeQPs.append(qp)
+        pd.users += 1
+        sendCQ.users += 1
+        recvCQ.users += 1
+        srq?.users += 1
+        var r = virtio_rdma_rsp_create_qp()
+        r.qpn = qpn.littleEndian
+        r.doorbell_queue = UInt32(VIRTIO_RDMA_VQ_DOORBELL_BASE).littleEndian
+        return encode(r)
+    }
+
+    func destroyQP(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let qpn = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        destroy(try qps.lookup(qpn))
+        return []
+    }
+
+    /// No CQE is written for a destroyed QP's outstanding work; packets of it in flight are
+    /// dropped (its incarnation changes), and its peers time out as on a real fabric.
+    private func destroy(_ qp: QueuePair) {
+        qp.incarnation.add(1, ordering: .releasing)
+        qps.remove(qp.qpn)
+        activeQPs.removeAll { $0 === qp }
+        qp.pd.users -= 1
+        qp.sendCQ.users -= 1
+        qp.recvCQ.users -= 1
+        qp.srq?.users -= 1
+    }
+
+    func modifyQP(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let a = try body.decode(virtio_rdma_qp_attr.self)
+        let qp = try qps.lookup(UInt32(littleEndian: a.qpn))
+        let mask = UInt32(littleEndian: a.attr_mask)
+        typealias T = QPTransitions
+        let current = qp.state
+        if mask & T.curState != 0 {
+            guard let claimed = QPState(rawValue: a.cur_qp_state), claimed == current else {
+                throw .badState("QP \(qp.qpn) is \(current), not state \(a.cur_qp_state)")
+            }
+        }
+        var target = current
+        if mask & T.state != 0 {
+            guard let s = QPState(rawValue: a.qp_state) else { throw .invalid("QP state \(a.qp_state)") }
+            target = s
+        }
+        guard let rule = T.rule(from: current, to: target, type: qp.type) else {
+            throw .badState("QP \(qp.qpn): \(current) -> \(target) is not a legal transition")
+        }
+        let given = mask & ~(T.state | T.curState)
+        guard given & rule.required == rule.required else {
+            throw .invalid("QP \(qp.qpn): \(current) -> \(target) needs attributes 0x\(String(rule.required & ~given, radix: 16))")
+        }
+        guard given & ~(rule.required | rule.optional) == 0 else {
+            throw .invalid("QP \(qp.qpn): attributes 0x\(String(given & ~(rule.required | rule.optional), radix: 16)) not allowed in \(current) -> \(target)")
+        }
+        var attributes = qp.attributes
+        try apply(a, mask: given, to: &attributes)
+        qp.attributes = attributes
+        if target == .error {
+            moveToError(qp)
+        } else if target != current || target == .reset {
+            qp.enter(target)
+        }
+        return []
+    }
+
+    /// Checks each given attribute's value and copies it; throws before changing anything.
+    private func apply(_ a: virtio_rdma_qp_attr, mask: UInt32, to t: inout QPAttributes) throws(CommandError) {
+        typealias T = QPTransitions
+        if mask & T.access != 0 {
+            let flags = UInt32(littleEndian: a.qp_access_flags)
+            guard flags & ~0xf == 0 else { throw .invalid("QP access flags 0x\(String(flags, radix: 16))") }
+            t.accessFlags = flags
+        }
+        if mask & T.pkey != 0 {
+            guard UInt16(littleEndian: a.pkey_index) == 0 else { throw .invalid("P_Key index \(a.pkey_index) (table of 1)") }
+            t.pkeyIndex = 0
+        }
+        if mask & T.port != 0 {
+            guard a.port_num == 1 else { throw .invalid("port \(a.port_num)") }
+            t.port = 1
+        }
+        if mask & T.qkey != 0 { t.qkey = UInt32(littleEndian: a.qkey) }
+        if mask & T.av != 0 {
+            guard a.ah_attr.port_num <= 1, Int(a.ah_attr.sgid_index) < Self.gidTableLength else {
+                throw .invalid("address vector: port \(a.ah_attr.port_num), GID index \(a.ah_attr.sgid_index)")
+            }
+            t.av = a.ah_attr
+        }
+        if mask & T.mtu != 0 {
+            guard (1...5).contains(a.path_mtu) else { throw .invalid("path MTU \(a.path_mtu)") }
+            t.pathMTU = a.path_mtu
+        }
+        if mask & T.timeout != 0 {
+            guard a.timeout <= 31 else { throw .invalid("timeout \(a.timeout)") }
+            t.timeout = a.timeout
+        }
+        if mask & T.retry != 0 {
+            guard a.retry_cnt <= 7 else { throw .invalid("retry count \(a.retry_cnt)") }
+            t.retryCount = a.retry_cnt
+        }
+        if mask & T.rnrRetry != 0 {
+            guard a.rnr_retry <= 7 else { throw .invalid("RNR retry \(a.rnr_retry)") }
+            t.rnrRetry = a.rnr_retry
+        }
+        if mask & T.rqPSN != 0 { t.rqPSN = UInt32(littleEndian: a.rq_psn) & 0xff_ffff }
+        if mask & T.sqPSN != 0 { t.sqPSN = UInt32(littleEndian: a.sq_psn) & 0xff_ffff }
+        if mask & T.maxReadAtomic != 0 {
+            guard UInt32(a.max_rd_atomic) <= configuration.maxReadAtomicDepth else { throw .invalid("max_rd_atomic \(a.max_rd_atomic)") }
+            t.maxReadAtomic = a.max_rd_atomic
+        }
+        if mask & T.maxDestReadAtomic != 0 {
+            guard UInt32(a.max_dest_rd_atomic) <= configuration.maxReadAtomicDepth else { throw .invalid("max_dest_rd_atomic \(a.max_dest_rd_atomic)") }
+            t.maxDestReadAtomic = a.max_dest_rd_atomic
+        }
+        if mask & T.minRNRTimer != 0 {
+            guard a.min_rnr_timer <= 31 else { throw .invalid("min RNR timer \(a.min_rnr_timer)") }
+            t.minRNRTimer = a.min_rnr_timer
+        }
+        if mask & T.destQPN != 0 {
+            let qpn = UInt32(littleEndian: a.dest_qp_num)
+            guard qpn <= 0xff_ffff else { throw .invalid("destination QPN \(qpn)") }
+            t.destQPN = qpn
+        }
+        if mask & T.altPath != 0 {
+            t.altAV = a.alt_ah_attr
+            t.altPkeyIndex = UInt16(littleEndian: a.alt_pkey_index)
+            t.altPort = a.alt_port_num
+            t.altTimeout = a.alt_timeout
+        }
+        if mask & T.pathMigration != 0 {
+            guard a.path_mig_state <= 2 else { throw .invalid("path migration state \(a.path_mig_state)") }
+            t.pathMigrationState = a.path_mig_state
+        }
+        if mask & T.sqdNotify != 0 { t.sqdNotify = a.en_sqd_async_notify }
+        if mask & T.rateLimit != 0 { t.rateLimit = UInt32(littleEndian: a.rate_limit) }
+    }
+
+    func queryQP(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let qpn = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let qp = try qps.lookup(qpn)
+        let t = qp.attributes
+        var a = virtio_rdma_qp_attr()
+        a.qpn = qpn.littleEndian
+        a.attr_mask = UInt32(0x3f_ffff).littleEndian
+        a.qp_state = qp.state.rawValue
+        a.cur_qp_state = qp.state.rawValue
+        a.path_mtu = t.pathMTU
+        a.path_mig_state = t.pathMigrationState
+        a.qkey = t.qkey.littleEndian
+        a.rq_psn = t.rqPSN.littleEndian
+        a.sq_psn = t.sqPSN.littleEndian
+        a.dest_qp_num = t.destQPN.littleEndian
+        a.qp_access_flags = t.accessFlags.littleEndian
+        a.pkey_index = t.pkeyIndex.littleEndian
+        a.alt_pkey_index = t.altPkeyIndex.littleEndian
+        a.en_sqd_async_notify = t.sqdNotify
+        a.sq_draining = qp.state == .sendQueueDrain && qp.windowCount > 0 ? 1 : 0
+        a.max_rd_atomic = t.maxReadAtomic
+        a.max_dest_rd_atomic = t.maxDestReadAtomic
+        a.min_rnr_timer = t.minRNRTimer
+        a.port_num = t.port
+        a.timeout = t.timeout
+        a.retry_cnt = t.retryCount
+        a.rnr_retry = t.rnrRetry
+        a.alt_port_num = t.altPort
+        a.alt_timeout = t.altTimeout
+        a.rate_limit = t.rateLimit.littleEndian
+        a.max_send_wr = qp.sq.depth.littleEndian
+        a.max_recv_wr = (qp.ownReceive?.ring.depth ?? 0).littleEndian
+        a.max_send_sge = qp.sqMaxSGE.littleEndian
+        a.max_recv_sge = (qp.ownReceive?.maxSGE ?? 0).littleEndian
+        a.max_inline_data = qp.sqMaxInline.littleEndian
+        a.ah_attr = t.av
+        a.alt_ah_attr = t.altAV
+        return encode(a)
+    }
+
+    // MARK: shared receive queues
+
+    func createSRQ(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let c = try body.decode(virtio_rdma_cmd_create_srq.self)
+        let context = UInt32(littleEndian: c.ctx_handle)
+        try checkContext(context)
+        let pd = try pds.lookup(UInt32(littleEndian: c.pd_handle))
+        let handle = try srqs.reserve()
+        let (ring, doorbell, sge, _) = try makeWorkQueue(c.rq, maxDepth: configuration.maxSRQWorkRequests,
+                                                         header: Engine.recvHeaderSize, inlineAllowed: false)
+        let limit = UInt32(littleEndian: c.srq_limit)
+        guard limit <= ring.depth else { throw .invalid("SRQ limit \(limit) above its depth \(ring.depth)") }
+        let srq = SharedReceiveQueue(handle: handle, context: context, pd: pd,
+                                     queue: ReceiveQueue(ring: ring, doorbell: doorbell, maxSGE: sge), limit: limit)
+        srqs.insert(handle, srq)
+        pd.users += 1
+        var r = virtio_rdma_rsp_create_srq()
+        r.srq_handle = handle.littleEndian
+        r.doorbell_queue = UInt32(VIRTIO_RDMA_VQ_DOORBELL_BASE).littleEndian
+        return encode(r)
+    }
+
+    func modifySRQ(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let a = try body.decode(virtio_rdma_srq_attr.self)
+        let srq = try srqs.lookup(UInt32(littleEndian: a.srq_handle))
+        let mask = UInt32(littleEndian: a.attr_mask)
+        guard mask & ~UInt32(VIRTIO_RDMA_SRQ_MAX_WR | VIRTIO_RDMA_SRQ_LIMIT) == 0 else { throw .invalid("SRQ attribute mask 0x\(String(mask, radix: 16))") }
+        guard mask & UInt32(VIRTIO_RDMA_SRQ_MAX_WR) == 0 else { throw .unsupported }
+        if mask & UInt32(VIRTIO_RDMA_SRQ_LIMIT) != 0 {
+            let limit = UInt32(littleEndian: a.srq_limit)
+            guard limit <= srq.queue.ring.depth else { throw .invalid("SRQ limit \(limit) above its depth") }
+            srq.limit = limit
+        }
+        return []
+    }
+
+    func querySRQ(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let srq = try srqs.lookup(handle)
+        var a = virtio_rdma_srq_attr()
+        a.srq_handle = handle.littleEndian
+        a.max_wr = srq.queue.ring.depth.littleEndian
+        a.max_sge = srq.queue.maxSGE.littleEndian
+        a.srq_limit = srq.limit.littleEndian
+        return encode(a)
+    }
+
+    func destroySRQ(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let srq = try srqs.lookup(handle)
+        guard srq.users == 0 else { throw .busy("SRQ \(handle) is used by \(srq.users) QPs") }
+        destroy(srq)
+        return []
+    }
+
+    private func destroy(_ srq: SharedReceiveQueue) {
+        srqs.remove(srq.handle)
+        srq.pd.users -= 1
+    }
+
+    // MARK: address handles, P_Keys, GIDs
+
+    func createAH(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let c = try body.decode(virtio_rdma_cmd_create_ah.self)
+        let pd = try pds.lookup(UInt32(littleEndian: c.pd_handle))
+        guard c.av.port_num <= 1, Int(c.av.sgid_index) < Self.gidTableLength else {
+            throw .invalid("address vector: port \(c.av.port_num), GID index \(c.av.sgid_index)")
+        }
+        let handle = try ahs.reserve()
+        ahs.insert(handle, AddressHandle(handle: handle, context: pd.context, pd: pd, av: c.av))
+        pd.users += 1
+        var r = virtio_rdma_rsp_create_ah()
+        r.ah_handle = handle.littleEndian
+        return encode(r)
+    }
+
+    func destroyAH(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let ah = try ahs.lookup(handle)
+        ahs.remove(handle)
+        ah.pd.users -= 1
+        return []
+    }
+
+    func queryPKey(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let c = try body.decode(virtio_rdma_cmd_query_pkey.self)
+        guard UInt32(littleEndian: c.port) == 1 else { throw .invalid("port \(UInt32(littleEndian: c.port))") }
+        guard UInt32(littleEndian: c.index) == 0 else { throw .invalid("P_Key index \(UInt32(littleEndian: c.index)) (table of 1)") }
+        var r = virtio_rdma_rsp_query_pkey()
+        r.pkey = UInt16(0xffff).littleEndian
+        return encode(r)
+    }
+
+    func addGID(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let c = try body.decode(virtio_rdma_cmd_gid.self)
+        guard UInt32(littleEndian: c.port) == 1 else { throw .invalid("port \(UInt32(littleEndian: c.port))") }
+        let index = Int(UInt32(littleEndian: c.index))
+        guard index < Self.gidTableLength else { throw .invalid("GID index \(index)") }
+        let type = UInt32(littleEndian: c.type)
+        guard type <= UInt32(VIRTIO_RDMA_GID_ROCE_V2) else { throw .invalid("GID type \(type)") }
+        let gid = GID(bytes: c.gid)
+        guard !gid.isZero else { throw .invalid("the zero GID") }
+        if let old = gids[index], old != gid { fabric.remove(old, engine: self) }
+        try fabric.add(gid, engine: self)
+        gids[index] = gid
+        gidMACs[index] = withUnsafeBytes(of: c.mac) { Array($0) }
+        postEvent(Int32(VIRTIO_RDMA_EV_GID_CHANGE), handle: 1)
+        return []
+    }
+
+    func deleteGID(_ body: RequestBody) throws(CommandError) -> [UInt8] {
+        let c = try body.decode(virtio_rdma_cmd_gid.self)
+        guard UInt32(littleEndian: c.port) == 1 else { throw .invalid("port \(UInt32(littleEndian: c.port))") }
+        let index = Int(UInt32(littleEndian: c.index))
+        guard index < Self.gidTableLength else { throw .invalid("GID index \(index)") }
+        guard let gid = gids[index] else { throw .badHandle("GID index \(index) is empty") }
+        fabric.remove(gid, engine: self)
+        gids[index] = nil
+        postEvent(Int32(VIRTIO_RDMA_EV_GID_CHANGE), handle: 1)
+        return []
+    }
+}

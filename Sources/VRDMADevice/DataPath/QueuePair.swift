@@ -1,0 +1,170 @@
+// SPDX-License-Identifier: Apache-2.0
+// A queue pair: its plain description (type, attributes, rings, indices, PSNs) and the requester's
+// in-flight window. The window is raw memory allocated once at create: the responder of another
+// device reads a slot's segments while the slot is in flight, and nothing on the data path
+// allocates.
+import CVRDMAABI
+import Synchronization
+import VirtQueue
+
+/// Where a message's bytes are: a range of a memory region, or inline bytes held by the QP.
+struct DataSegment {
+    var mr: MemoryRegion?
+    var address: UInt64 = 0
+    var length: UInt32 = 0
+    var inline: UnsafeMutableRawPointer?
+}
+
+/// A send WQE the requester has taken from the ring, until its completion is written.
+struct InflightWork {
+    enum Phase: UInt8 { case pending, sent, done }
+    var phase: Phase = .pending
+    /// The completion status once done (VIRTIO_RDMA_WC_*).
+    var status: UInt8 = 0
+    var wrID: UInt64 = 0
+    var opcode: UInt8 = 0
+    var signaled = false
+    var solicited = false
+    var fence = false
+    var withImm = false
+    var imm: UInt32 = 0
+    var psn: UInt32 = 0
+    var packets: UInt32 = 1
+    var length: UInt32 = 0
+    var segmentCount: Int32 = 0
+    var remoteAddress: UInt64 = 0
+    var rkey: UInt32 = 0
+    var compareAdd: UInt64 = 0
+    var swap: UInt64 = 0
+    /// UD: where the datagram goes.
+    var ah: AddressHandle?
+    var remoteQPN: UInt32 = 0
+    var remoteQKey: UInt32 = 0
+
+    var isReadOrAtomic: Bool {
+        opcode == UInt8(VIRTIO_RDMA_WR_RDMA_READ) || opcode == UInt8(VIRTIO_RDMA_WR_ATOMIC_CMP_AND_SWP)
+            || opcode == UInt8(VIRTIO_RDMA_WR_ATOMIC_FETCH_AND_ADD)
+    }
+}
+
+final class QueuePair: @unchecked Sendable {
+    // @unchecked: used on its engine's worker, except that another device's responder reads the
+    // segments and inline bytes of in-flight slots (immutable while in flight) and `incarnation`
+    // (atomic).
+    let qpn: UInt32
+    let type: QPType
+    let context: UInt32
+    let pd: ProtectionDomain
+    let sendCQ: CompletionQueue
+    let recvCQ: CompletionQueue
+    let srq: SharedReceiveQueue?
+    let ownReceive: ReceiveQueue?
+    let sq: GuestRing
+    let sqDoorbell: DoorbellRecord
+    let sqMaxSGE: UInt32
+    let sqMaxInline: UInt32
+    let signalAll: Bool
+    unowned let engine: Engine
+
+    private(set) var state: QPState = .reset
+    var attributes = QPAttributes()
+    /// Bumped when the QP is reset or destroyed: packets of an earlier life are dropped.
+    let incarnation = Atomic<UInt32>(0)
+
+    // Requester.
+    var sqConsumer: UInt32 = 0
+    var oldest: UInt32 = 0
+    var nextToSend: UInt32 = 0
+    var nextPSN: UInt32 = 0
+    var retriesLeft: UInt8 = 0
+    var rnrRetriesLeft: UInt8 = 0
+    /// Monotonic deadlines in ns, 0 when not running: RNR back-off, and the ACK timer.
+    var resumeAt: UInt64 = 0
+    var ackDeadline: UInt64 = 0
+    var outstandingReadAtomic = 0
+    var route: Engine?
+    var routeGeneration: UInt64 = 0
+    /// The device's copy of the SQ (and RQ) need_kick fields.
+    var kickRequested = false
+    var drainedNotified = false
+
+    // Responder.
+    var expectedPSN: UInt32 = 0
+
+    let inflight: UnsafeMutablePointer<InflightWork>
+    let segments: UnsafeMutablePointer<DataSegment>
+    let inlineBytes: UnsafeMutableRawPointer
+    let segmentsPerSlot: Int
+    let inlinePerSlot: Int
+
+    init(qpn: UInt32, type: QPType, context: UInt32, pd: ProtectionDomain, sendCQ: CompletionQueue,
+         recvCQ: CompletionQueue, srq: SharedReceiveQueue?, ownReceive: ReceiveQueue?, sq: GuestRing,
+         sqDoorbell: DoorbellRecord, sqMaxSGE: UInt32, sqMaxInline: UInt32, signalAll: Bool, engine: Engine) {
+        self.qpn = qpn; self.type = type; self.context = context; self.pd = pd
+        self.sendCQ = sendCQ; self.recvCQ = recvCQ; self.srq = srq; self.ownReceive = ownReceive
+        self.sq = sq; self.sqDoorbell = sqDoorbell; self.sqMaxSGE = sqMaxSGE; self.sqMaxInline = sqMaxInline
+        self.signalAll = signalAll; self.engine = engine
+        let depth = Int(sq.depth)
+        segmentsPerSlot = max(1, Int(sqMaxSGE))
+        // Inline slots also hold an atomic's 8-byte result path, so never less than 8.
+        inlinePerSlot = max(8, (Int(sqMaxInline) + 7) & ~7)
+        inflight = .allocate(capacity: depth)
+        inflight.initialize(repeating: InflightWork(), count: depth)
+        segments = .allocate(capacity: depth * segmentsPerSlot)
+        segments.initialize(repeating: DataSegment(), count: depth * segmentsPerSlot)
+        inlineBytes = .allocate(byteCount: depth * inlinePerSlot, alignment: 8)
+        sqDoorbell.clearDeviceLine()
+    }
+
+    deinit {
+        let depth = Int(sq.depth)
+        inflight.deinitialize(count: depth)
+        inflight.deallocate()
+        segments.deinitialize(count: depth * segmentsPerSlot)
+        segments.deallocate()
+        inlineBytes.deallocate()
+    }
+
+    var receive: ReceiveQueue { srq?.queue ?? ownReceive! }
+
+    @inline(__always) func slot(_ sequence: UInt32) -> Int { Int(sequence & (sq.depth - 1)) }
+    @inline(__always) func segments(of sequence: UInt32) -> UnsafeMutablePointer<DataSegment> {
+        segments + slot(sequence) * segmentsPerSlot
+    }
+    @inline(__always) func inline(of sequence: UInt32) -> UnsafeMutableRawPointer {
+        inlineBytes + slot(sequence) * inlinePerSlot
+    }
+
+    /// WQEs taken from the SQ and not yet completed.
+    var windowCount: UInt32 { sqConsumer &- oldest }
+
+    /// Enters `new`, doing what the transition means for the rings (the caller checked legality).
+    func enter(_ new: QPState) {
+        let old = state
+        state = new
+        switch new {
+        case .reset:
+            incarnation.add(1, ordering: .releasing)
+            for i in 0..<Int(sq.depth) { inflight[i] = InflightWork() }
+            sqConsumer = sqDoorbell.driverIndex
+            oldest = sqConsumer
+            nextToSend = sqConsumer
+            sqDoorbell.setDeviceIndex(sqConsumer)
+            if let rq = ownReceive {
+                rq.consumer = rq.doorbell.driverIndex
+                rq.doorbell.setDeviceIndex(rq.consumer)
+            }
+            resumeAt = 0; ackDeadline = 0; outstandingReadAtomic = 0
+        case .readyToReceive where old != .readyToReceive:
+            expectedPSN = attributes.rqPSN & 0xff_ffff
+        case .readyToSend where old == .readyToReceive:
+            nextPSN = attributes.sqPSN & 0xff_ffff
+            retriesLeft = attributes.retryCount
+            rnrRetriesLeft = attributes.rnrRetry
+        case .sendQueueDrain:
+            drainedNotified = false
+        default:
+            break
+        }
+    }
+}
