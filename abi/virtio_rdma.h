@@ -354,7 +354,8 @@ struct virtio_rdma_cqe {
 
 /* ---------------------------------------------------------------------------------------------
  * Resource commands. Handles and keys are chosen by the device: non-zero, unique per device for the
- * device's life (a destroyed handle is not reused until 2^24 later allocations), and unrelated to
+ * device's life (a destroyed handle is not reused until its counter wraps: 2^24 allocations, 2^23
+ * for QPNs), and unrelated to
  * any host object. A ucontext owns what is created with it; destroying the context (or a device
  * reset) destroys all of it. Context 0 is the kernel's and always exists.
  */

@@ -44,11 +44,33 @@ final class ControlQueue: QueueHandler {
         }
         let opcode = load(UInt32.self, at: 0)
         let body = headerSize..<length
-        let (status, response) = dispatch(opcode: opcode, request: body, memory: memory)
-        guard chain.writableLength >= responseHeaderSize + response.count else {
+        // Room for the response is checked before acting: a create whose handle cannot be
+        // returned must not create anything.
+        guard chain.writableLength >= responseHeaderSize + Self.responseSize(opcode) else {
             return respond(chain, memory: memory, status: VIRTIO_RDMA_S_INVALID, body: [])
         }
+        let (status, response) = dispatch(opcode: opcode, request: body, memory: memory)
+        precondition(status != VIRTIO_RDMA_S_OK || response.count == Self.responseSize(opcode), "response size table is wrong")
         return respond(chain, memory: memory, status: status, body: status == VIRTIO_RDMA_S_OK ? response : [])
+    }
+
+    /// The response body each opcode has on success (abi/virtio_rdma.h).
+    static func responseSize(_ opcode: UInt32) -> Int {
+        switch opcode {
+        case VIRTIO_RDMA_CMD_QUERY_DEVICE.rawValue: MemoryLayout<virtio_rdma_rsp_query_device>.size
+        case VIRTIO_RDMA_CMD_QUERY_PORT.rawValue: MemoryLayout<virtio_rdma_rsp_query_port>.size
+        case VIRTIO_RDMA_CMD_QUERY_PKEY.rawValue: MemoryLayout<virtio_rdma_rsp_query_pkey>.size
+        case VIRTIO_RDMA_CMD_CREATE_UCONTEXT.rawValue: MemoryLayout<virtio_rdma_rsp_create_ucontext>.size
+        case VIRTIO_RDMA_CMD_ALLOC_PD.rawValue: MemoryLayout<virtio_rdma_rsp_alloc_pd>.size
+        case VIRTIO_RDMA_CMD_REG_MR.rawValue: MemoryLayout<virtio_rdma_rsp_reg_mr>.size
+        case VIRTIO_RDMA_CMD_CREATE_CQ.rawValue, VIRTIO_RDMA_CMD_RESIZE_CQ.rawValue: MemoryLayout<virtio_rdma_rsp_create_cq>.size
+        case VIRTIO_RDMA_CMD_CREATE_QP.rawValue: MemoryLayout<virtio_rdma_rsp_create_qp>.size
+        case VIRTIO_RDMA_CMD_QUERY_QP.rawValue: MemoryLayout<virtio_rdma_qp_attr>.size
+        case VIRTIO_RDMA_CMD_CREATE_SRQ.rawValue: MemoryLayout<virtio_rdma_rsp_create_srq>.size
+        case VIRTIO_RDMA_CMD_QUERY_SRQ.rawValue: MemoryLayout<virtio_rdma_srq_attr>.size
+        case VIRTIO_RDMA_CMD_CREATE_AH.rawValue: MemoryLayout<virtio_rdma_rsp_create_ah>.size
+        default: 0
+        }
     }
 
     private func respond(_ chain: DescriptorChain, memory: GuestMemory, status: virtio_rdma_status, body: [UInt8]) -> Int {
@@ -147,7 +169,8 @@ final class ControlQueue: QueueHandler {
 
     private func queryPort() -> [UInt8] {
         var r = virtio_rdma_rsp_query_port()
-        r.port_cap_flags = (VIRTIO_RDMA_PORT_CAP_CM_SUP | VIRTIO_RDMA_PORT_CAP_IP_BASED_GIDS).littleEndian
+        // No CM_SUP: this version has no GSI QP (QP1) for connection management MADs.
+        r.port_cap_flags = VIRTIO_RDMA_PORT_CAP_IP_BASED_GIDS.littleEndian
         r.max_msg_sz = UInt32(1 << 31).littleEndian
         r.gid_tbl_len = UInt32(16).littleEndian
         r.pkey_tbl_len = UInt16(1).littleEndian

@@ -16,6 +16,49 @@ struct ABILayoutTests {
         #expect(MemoryLayout<virtio_rdma_rsp_query_device>.size == 136)
         #expect(MemoryLayout<virtio_rdma_cmd_query_port>.size == 8)
         #expect(MemoryLayout<virtio_rdma_rsp_query_port>.size == 32)
+        #expect(MemoryLayout<virtio_rdma_page_list>.size == 16)
+        #expect(MemoryLayout<virtio_rdma_doorbell>.size == 128)
+        #expect(MemoryLayout<virtio_rdma_sge>.size == 16)
+        #expect(MemoryLayout<virtio_rdma_send_wqe>.size == 64)
+        #expect(MemoryLayout<virtio_rdma_recv_wqe>.size == 16)
+        #expect(MemoryLayout<virtio_rdma_cqe>.size == 64)
+        #expect(MemoryLayout<virtio_rdma_cmd_reg_mr>.size == 48)
+        #expect(MemoryLayout<virtio_rdma_cmd_create_cq>.size == 32)
+        #expect(MemoryLayout<virtio_rdma_wq_desc>.size == 40)
+        #expect(MemoryLayout<virtio_rdma_cmd_create_qp>.size == 104)
+        #expect(MemoryLayout<virtio_rdma_av>.size == 40)
+        #expect(MemoryLayout<virtio_rdma_qp_attr>.size == 160)
+        #expect(MemoryLayout<virtio_rdma_cmd_create_srq>.size == 56)
+        #expect(MemoryLayout<virtio_rdma_cmd_create_ah>.size == 48)
+        #expect(MemoryLayout<virtio_rdma_cmd_gid>.size == 36)
+        #expect(MemoryLayout<virtio_rdma_event>.size == 16)
+    }
+
+    @Test("shared-memory fields sit where the spec says: each side writes its own cache line")
+    func sharedMemoryOffsets() {
+        typealias D = virtio_rdma_doorbell
+        #expect(MemoryLayout<D>.offset(of: \D.driver_index) == 0)
+        #expect(MemoryLayout<D>.offset(of: \D.arm_sequence) == 4)
+        #expect(MemoryLayout<D>.offset(of: \D.arm_flags) == 8)
+        #expect(MemoryLayout<D>.offset(of: \D.device_index) == 64)
+        #expect(MemoryLayout<D>.offset(of: \D.need_kick) == 68)
+        #expect(MemoryLayout<D>.offset(of: \D.notified_sequence) == 72)
+        #expect(MemoryLayout<D>.offset(of: \D.cq_status) == 76)
+        typealias W = virtio_rdma_send_wqe
+        #expect(MemoryLayout<W>.offset(of: \W.opcode) == 8)
+        #expect(MemoryLayout<W>.offset(of: \W.num_sge) == 12)
+        #expect(MemoryLayout<W>.offset(of: \W.remote_addr) == 24)
+        #expect(MemoryLayout<W>.offset(of: \W.compare_add) == 32)
+        #expect(MemoryLayout<W>.offset(of: \W.rkey) == 48)
+        #expect(MemoryLayout<W>.offset(of: \W.remote_qkey) == 60)
+        typealias C = virtio_rdma_cqe
+        #expect(MemoryLayout<C>.offset(of: \C.status) == 8)
+        #expect(MemoryLayout<C>.offset(of: \C.byte_len) == 16)
+        #expect(MemoryLayout<C>.offset(of: \C.qp_num) == 24)
+        #expect(MemoryLayout<C>.offset(of: \C.smac) == 36)
+        typealias Q = virtio_rdma_qp_attr
+        #expect(MemoryLayout<Q>.offset(of: \Q.ah_attr) == 80)
+        #expect(MemoryLayout<Q>.offset(of: \Q.alt_ah_attr) == 120)
     }
 
     @Test("config space fields sit at their documented offsets")

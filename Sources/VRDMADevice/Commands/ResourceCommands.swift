@@ -319,7 +319,8 @@ extension Engine {
         }
         if mask & T.qkey != 0 { t.qkey = UInt32(littleEndian: a.qkey) }
         if mask & T.av != 0 {
-            guard a.ah_attr.port_num <= 1, Int(a.ah_attr.sgid_index) < Self.gidTableLength else {
+            guard a.ah_attr.port_num <= 1, Int(a.ah_attr.sgid_index) < Self.gidTableLength,
+                  gids[Int(a.ah_attr.sgid_index)] != nil else {
                 throw .invalid("address vector: port \(a.ah_attr.port_num), GID index \(a.ah_attr.sgid_index)")
             }
             t.av = a.ah_attr
@@ -478,7 +479,7 @@ extension Engine {
     func createAH(_ body: RequestBody) throws(CommandError) -> [UInt8] {
         let c = try body.decode(virtio_rdma_cmd_create_ah.self)
         let pd = try pds.lookup(UInt32(littleEndian: c.pd_handle))
-        guard c.av.port_num <= 1, Int(c.av.sgid_index) < Self.gidTableLength else {
+        guard c.av.port_num <= 1, Int(c.av.sgid_index) < Self.gidTableLength, gids[Int(c.av.sgid_index)] != nil else {
             throw .invalid("address vector: port \(c.av.port_num), GID index \(c.av.sgid_index)")
         }
         let handle = try ahs.reserve()

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // The IBTA QP state machine as ib_modify_qp_is_ok states it for RC and UD: which transitions are
 // legal and which attributes each one requires and allows. Pure values, tested on their own.
+// Differences (docs/virtio-rdma.md §14.2): no ALT_PATH (no path migration), no CAP (no resize),
+// no RATE_LIMIT.
 import CVRDMAABI
 
 enum QPState: UInt8, CustomStringConvertible, CaseIterable, Sendable {
@@ -64,19 +66,19 @@ enum QPTransitions {
             return Rule(required: 0, optional: pkey | port | (rc ? access : qkey))
         case (.initialized, .readyToReceive):
             return rc ? Rule(required: av | mtu | destQPN | rqPSN | maxDestReadAtomic | minRNRTimer,
-                             optional: altPath | access | pkey)
+                             optional: access | pkey)
                       : Rule(required: 0, optional: pkey | qkey)
         case (.readyToReceive, .readyToSend):
             return rc ? Rule(required: sqPSN | timeout | retry | rnrRetry | maxReadAtomic,
-                             optional: curState | altPath | access | minRNRTimer | pathMigration | rateLimit)
-                      : Rule(required: sqPSN, optional: curState | qkey | rateLimit)
+                             optional: curState | access | minRNRTimer | pathMigration)
+                      : Rule(required: sqPSN, optional: curState | qkey)
         case (.readyToSend, .readyToSend), (.sendQueueDrain, .readyToSend):
-            return rc ? Rule(required: 0, optional: curState | access | altPath | pathMigration | minRNRTimer | rateLimit)
-                      : Rule(required: 0, optional: curState | qkey | rateLimit)
+            return rc ? Rule(required: 0, optional: curState | access | pathMigration | minRNRTimer)
+                      : Rule(required: 0, optional: curState | qkey)
         case (.readyToSend, .sendQueueDrain):
             return Rule(required: 0, optional: sqdNotify)
         case (.sendQueueDrain, .sendQueueDrain):
-            return rc ? Rule(required: 0, optional: av | altPath | access | pkey | minRNRTimer | pathMigration
+            return rc ? Rule(required: 0, optional: av | port | access | pkey | minRNRTimer | pathMigration
                                                     | timeout | retry | rnrRetry | maxReadAtomic | maxDestReadAtomic)
                       : Rule(required: 0, optional: pkey | qkey)
         case (.sendQueueError, .readyToSend):

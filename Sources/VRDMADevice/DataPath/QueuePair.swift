@@ -85,7 +85,7 @@ final class QueuePair: @unchecked Sendable {
     var route: Engine?
     var routeGeneration: UInt64 = 0
     /// The device's copy of the SQ (and RQ) need_kick fields.
-    var kickRequested = false
+    var kickRequested: Bool
     var drainedNotified = false
 
     // Responder.
@@ -104,6 +104,7 @@ final class QueuePair: @unchecked Sendable {
         self.sendCQ = sendCQ; self.recvCQ = recvCQ; self.srq = srq; self.ownReceive = ownReceive
         self.sq = sq; self.sqDoorbell = sqDoorbell; self.sqMaxSGE = sqMaxSGE; self.sqMaxInline = sqMaxInline
         self.signalAll = signalAll; self.engine = engine
+        kickRequested = true
         let depth = Int(sq.depth)
         segmentsPerSlot = max(1, Int(sqMaxSGE))
         // Inline slots also hold an atomic's 8-byte result path, so never less than 8.
@@ -114,6 +115,9 @@ final class QueuePair: @unchecked Sendable {
         segments.initialize(repeating: DataSegment(), count: depth * segmentsPerSlot)
         inlineBytes = .allocate(byteCount: depth * inlinePerSlot, alignment: 8)
         sqDoorbell.clearDeviceLine()
+        // Until a worker polls this QP, the first post must kick.
+        sqDoorbell.setNeedKick(1)
+        kickRequested = true
     }
 
     deinit {
