@@ -102,11 +102,18 @@ public final class VRDMADevice: VhostUserDevice {
 /// kick only says that more buffers arrived.
 final class EventQueue: QueueHandler {
     private let engine: Engine
+    /// Events wait and the guest has given no buffer: nothing to do until it kicks.
+    private var starved = false
     init(engine: Engine) { self.engine = engine }
 
     func process(_ queue: SplitQueue) throws(QueueError) -> Int {
         var written = 0
-        while !engine.events.isEmpty, let chain = try queue.popChain() {
+        starved = false
+        while !engine.events.isEmpty {
+            guard let chain = try queue.popChain() else {
+                starved = true
+                break
+            }
             var event = engine.events.removeFirst()
             let n = withUnsafeBytes(of: &event) { chain.scatter(from: $0, memory: queue.memory) }
             queue.pushUsed(head: chain.head, writtenLength: UInt32(n))
@@ -115,7 +122,7 @@ final class EventQueue: QueueHandler {
         return written
     }
 
-    var hasPendingWork: Bool { !engine.events.isEmpty }
+    var hasPendingWork: Bool { !engine.events.isEmpty && !starved }
 }
 
 /// A doorbell queue's kick means "look at your rings"; it carries no buffers. Every doorbell

@@ -131,10 +131,13 @@ public final class VringWorker: @unchecked Sendable {
     private func run() {
         var kicked: [RingKey] = []
         kicked.reserveCapacity(64)
+        // Set when handlers still report work they cannot finish yet (timers, say): look at the
+        // descriptors without blocking, so kicks are still seen, and go round again.
+        var spinning = false
         while !exitRequested {
             kicked.removeAll(keepingCapacity: true)
             do {
-                try epoll.wait(timeoutMilliseconds: unkicked.isEmpty ? -1 : 1) { token, _ in
+                try epoll.wait(timeoutMilliseconds: spinning ? 0 : unkicked.isEmpty ? -1 : 1) { token, _ in
                     if token == Self.wakeupToken { return }
                     kicked.append(RingKey(token: token & ~Self.handlerWakeBit))
                 }
@@ -148,6 +151,10 @@ public final class VringWorker: @unchecked Sendable {
             for key in kicked where service(key) > 0 { busy = true }
             for key in unkicked where service(key) > 0 { busy = true }
             if servicePending() { busy = true }
+            if spinning {
+                for key in rings.keys where service(key) > 0 { busy = true }
+            }
+            spinning = false
             // Poll while there is work; before sleeping ask for kicks again. Work that arrived
             // during the switch counts as work: it sends the worker back to polling.
             while !exitRequested {
@@ -156,6 +163,10 @@ public final class VringWorker: @unchecked Sendable {
                 if raced.isEmpty { break }
                 busy = false
                 for key in raced where service(key) > 0 { busy = true }
+                if !busy {
+                    spinning = true
+                    break
+                }
             }
         }
         rings.removeAll()

@@ -14,7 +14,7 @@ struct DaemonLifecycleTests {
     @Test("QEMU 7.2's realize, start, command, stop, reset and power-off sequence works end to end")
     func fullSequence() throws {
         let daemon = try DaemonProcess()
-        let idle = daemon.openDescriptorCount
+        let idle = settledDescriptorCount(daemon)
         do {
             let driver = try ModelDriver(frontend: try TestFrontend(path: daemon.socketPaths[0]))
             try driver.bringUp()

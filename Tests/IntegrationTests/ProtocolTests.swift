@@ -56,7 +56,9 @@ struct ProtocolTests {
             let driver = try ModelDriver(frontend: try TestFrontend(path: daemon.socketPaths[0]))
             try driver.bringUp()
             #expect(try driver.command(999, responseSize: 0).status == VIRTIO_RDMA_S_UNSUPPORTED.rawValue)
-            #expect(try driver.command(UInt32(VIRTIO_RDMA_CMD_CREATE_QP.rawValue), responseSize: 0).status == VIRTIO_RDMA_S_UNSUPPORTED.rawValue)
+            // A resource command with no body and no room for its answer.
+            #expect(try driver.command(UInt32(VIRTIO_RDMA_CMD_CREATE_QP.rawValue), responseSize: 0).status == VIRTIO_RDMA_S_INVALID.rawValue)
+            #expect(try driver.command(UInt32(VIRTIO_RDMA_CMD_CREATE_QP.rawValue), responseSize: 8).status == VIRTIO_RDMA_S_INVALID.rawValue)
             #expect(try driver.queryPort(2).0 == VIRTIO_RDMA_S_INVALID.rawValue)
             // QUERY_PORT without its request body, and a response buffer too small for the answer.
             #expect(try driver.command(UInt32(VIRTIO_RDMA_CMD_QUERY_PORT.rawValue), responseSize: 32).status == VIRTIO_RDMA_S_INVALID.rawValue)

@@ -441,7 +441,7 @@ extension Engine {
         let srq = try srqs.lookup(UInt32(littleEndian: a.srq_handle))
         let mask = UInt32(littleEndian: a.attr_mask)
         guard mask & ~UInt32(VIRTIO_RDMA_SRQ_MAX_WR | VIRTIO_RDMA_SRQ_LIMIT) == 0 else { throw .invalid("SRQ attribute mask 0x\(String(mask, radix: 16))") }
-        guard mask & UInt32(VIRTIO_RDMA_SRQ_MAX_WR) == 0 else { throw .unsupported }
+        guard mask & UInt32(VIRTIO_RDMA_SRQ_MAX_WR) == 0 else { throw .invalid("SRQs cannot be resized") }
         if mask & UInt32(VIRTIO_RDMA_SRQ_LIMIT) != 0 {
             let limit = UInt32(littleEndian: a.srq_limit)
             guard limit <= srq.queue.ring.depth else { throw .invalid("SRQ limit \(limit) above its depth") }
@@ -520,7 +520,6 @@ extension Engine {
         try fabric.add(gid, engine: self)
         gids[index] = gid
         gidMACs[index] = withUnsafeBytes(of: c.mac) { Array($0) }
-        postEvent(Int32(VIRTIO_RDMA_EV_GID_CHANGE), handle: 1)
         return []
     }
 
@@ -532,7 +531,6 @@ extension Engine {
         guard let gid = gids[index] else { throw .badHandle("GID index \(index) is empty") }
         fabric.remove(gid, engine: self)
         gids[index] = nil
-        postEvent(Int32(VIRTIO_RDMA_EV_GID_CHANGE), handle: 1)
         return []
     }
 }

@@ -156,7 +156,7 @@ public final class Engine: @unchecked Sendable {
                 if let rq = qp.ownReceive, rq.doorbell.driverIndex != rq.consumer { pending = true }
             }
         }
-        if !inboxEmpty || !events.isEmpty { pending = true }
+        if !inboxEmpty { pending = true }
         if pending { sleeping.store(false, ordering: .relaxed) }
         return pending
     }
@@ -177,6 +177,7 @@ public final class Engine: @unchecked Sendable {
             logger.warning("event queue full: dropping event \(type) for \(handle)")
             return
         }
+        logger.trace("event \(type) for \(handle)")
         var e = virtio_rdma_event()
         e.type = UInt32(bitPattern: type).littleEndian
         e.handle = handle.littleEndian
