@@ -44,6 +44,9 @@ final class ControlQueue: QueueHandler {
         }
         let opcode = load(UInt32.self, at: 0)
         let body = headerSize..<length
+        guard load(UInt32.self, at: 4) == 0 else {  // virtio_rdma_cmd_hdr.reserved
+            return respond(chain, memory: memory, status: VIRTIO_RDMA_S_INVALID, body: [])
+        }
         // Room for the response is checked before acting: a create whose handle cannot be
         // returned must not create anything.
         guard chain.writableLength >= responseHeaderSize + Self.responseSize(opcode) else {
@@ -95,7 +98,9 @@ final class ControlQueue: QueueHandler {
                 switch opcode {
                 case VIRTIO_RDMA_CMD_QUERY_DEVICE.rawValue: response = queryDevice()
                 case VIRTIO_RDMA_CMD_QUERY_PORT.rawValue:
-                    let port = UInt32(littleEndian: try b.decode(virtio_rdma_cmd_query_port.self).port)
+                    let request = try b.decode(virtio_rdma_cmd_query_port.self)
+                    try requireZeroReserved(UInt64(request.reserved))
+                    let port = UInt32(littleEndian: request.port)
                     guard port == 1 else { throw CommandError.invalid("port \(port)") }
                     response = queryPort()
                 case VIRTIO_RDMA_CMD_QUERY_PKEY.rawValue: response = try engine.queryPKey(b)

@@ -114,6 +114,11 @@ final class EventQueue: QueueHandler {
                 starved = true
                 break
             }
+            // A buffer that cannot hold a whole event is returned unused; the event waits.
+            guard chain.writableLength >= MemoryLayout<virtio_rdma_event>.size else {
+                queue.pushUsed(head: chain.head, writtenLength: 0)
+                continue
+            }
             var event = engine.events.removeFirst()
             let n = withUnsafeBytes(of: &event) { chain.scatter(from: $0, memory: queue.memory) }
             queue.pushUsed(head: chain.head, writtenLength: UInt32(n))

@@ -159,12 +159,15 @@ public final class VringWorker: @unchecked Sendable {
             // during the switch counts as work: it sends the worker back to polling.
             while !exitRequested {
                 if busy { pollWhileBusy() }
-                let raced = rearmBeforeSleeping()
+                let (raced, handlersWaiting) = rearmBeforeSleeping()
                 if raced.isEmpty { break }
                 busy = false
                 for key in raced where service(key) > 0 { busy = true }
                 if !busy {
-                    spinning = true
+                    // A ring that raced but gave no work (buffers a handler holds, like event
+                    // buffers) has its kicks enabled again: sleep. Only a handler that is
+                    // waiting for time to pass keeps the worker going.
+                    spinning = handlersWaiting
                     break
                 }
             }
@@ -197,16 +200,19 @@ public final class VringWorker: @unchecked Sendable {
     /// Asks every quiet ring for kicks again and returns those that already have work.
     /// Enabling re-checks the ring after a full fence, so nothing published during the switch
     /// waits for a kick that will not come. Handlers re-arm their own sources the same way.
-    private func rearmBeforeSleeping() -> [RingKey] {
+    private func rearmBeforeSleeping() -> (raced: [RingKey], handlersWaiting: Bool) {
         var raced: [RingKey] = []
+        var waiting = false
         for key in quiet where !broken.contains(key) {
             if rings[key]?.queue.enableNotifications() == true { raced.append(key) }
         }
         quiet.removeAll(keepingCapacity: true)
         for (key, ring) in rings where !broken.contains(key) {
-            if ring.handler.prepareToSleep() || ring.handler.hasPendingWork { raced.append(key) }
+            let handlerWork = ring.handler.prepareToSleep()
+            if handlerWork { waiting = true }
+            if handlerWork || ring.handler.hasPendingWork { raced.append(key) }
         }
-        return raced
+        return (raced, waiting)
     }
 
     /// Services rings whose handlers produced work of their own; true if any did something.

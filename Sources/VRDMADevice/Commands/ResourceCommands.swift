@@ -16,6 +16,11 @@ struct RequestBody {
     }
 }
 
+/// Reserved request fields must be zero, so that a later ABI can give them meaning.
+func requireZeroReserved(_ values: UInt64...) throws(CommandError) {
+    guard values.allSatisfy({ $0 == 0 }) else { throw .invalid("a reserved field is not zero") }
+}
+
 func encode<T>(_ value: T) -> [UInt8] {
     var v = value
     return withUnsafeBytes(of: &v) { Array($0) }
@@ -25,10 +30,10 @@ extension Engine {
     // MARK: contexts and PDs
 
     func createContext() throws(CommandError) -> [UInt8] {
-        let handle = try contexts.reserve()
-        contexts.insert(handle, UserContext(handle: handle))
+        let id = try contexts.reserve()
+        contexts.insert(id, UserContext(handle: id))
         var r = virtio_rdma_rsp_create_ucontext()
-        r.ctx_handle = handle.littleEndian
+        r.ctx_handle = id.littleEndian
         return encode(r)
     }
 
@@ -37,8 +42,21 @@ extension Engine {
         guard handle == 0 || contexts.get(handle) != nil else { throw .badHandle("no context \(handle)") }
     }
 
+    /// An object a command names must belong to the command's context: another context's
+    /// handle is as unknown as one never minted.
+    func checkOwner(_ owner: UInt32, context: UInt32, _ what: String, _ handle: UInt32) throws(CommandError) {
+        guard owner == context else { throw .badHandle("no \(what) \(handle) in context \(context)") }
+    }
+
+    /// The handle of a request that names one object (struct virtio_rdma_cmd_handle).
+    func handle(_ body: RequestBody) throws(CommandError) -> UInt32 {
+        let c = try body.decode(virtio_rdma_cmd_handle.self)
+        try requireZeroReserved(UInt64(c.reserved))
+        return UInt32(littleEndian: c.handle)
+    }
+
     func destroyContext(_ body: RequestBody) throws(CommandError) -> [UInt8] {
-        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let handle = try handle(body)
         guard handle != 0 else { throw .invalid("context 0 belongs to the kernel") }
         _ = try contexts.lookup(handle)
         // What the context owns goes, users before what they use.
@@ -53,7 +71,9 @@ extension Engine {
     }
 
     func allocPD(_ body: RequestBody) throws(CommandError) -> [UInt8] {
-        let context = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_alloc_pd.self).ctx_handle)
+        let c = try body.decode(virtio_rdma_cmd_alloc_pd.self)
+        try requireZeroReserved(UInt64(c.reserved))
+        let context = UInt32(littleEndian: c.ctx_handle)
         try checkContext(context)
         let handle = try pds.reserve()
         pds.insert(handle, ProtectionDomain(handle: handle, context: context))
@@ -63,7 +83,7 @@ extension Engine {
     }
 
     func deallocPD(_ body: RequestBody) throws(CommandError) -> [UInt8] {
-        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let handle = try handle(body)
         let pd = try pds.lookup(handle)
         guard pd.users == 0 else { throw .busy("PD \(handle) still has \(pd.users) objects") }
         pds.remove(handle)
@@ -86,11 +106,16 @@ extension Engine {
         if access & UInt32(VIRTIO_RDMA_ACCESS_REMOTE_WRITE | VIRTIO_RDMA_ACCESS_REMOTE_ATOMIC) != 0 {
             guard access & UInt32(VIRTIO_RDMA_ACCESS_LOCAL_WRITE) != 0 else { throw .invalid("remote write/atomic without local write") }
         }
+        try requireZeroReserved(UInt64(c.reserved))
         guard flags & ~VIRTIO_RDMA_MR_DMA == 0 else { throw .invalid("REG_MR flags 0x\(String(flags, radix: 16))") }
         let dma = flags & VIRTIO_RDMA_MR_DMA != 0
         var pages: [UInt64] = []
         if dma {
-            guard iova == 0 else { throw .invalid("the DMA MR starts at IOVA 0") }
+            guard iova == 0, length == 0, UInt32(littleEndian: c.pages.npages) == 0, c.pages.gpa == 0 else {
+                throw .invalid("the DMA MR takes no IOVA, length or page list")
+            }
+            // All of guest RAM is the kernel's to hand out, never a process's.
+            guard pd.context == 0 else { throw .access("a DMA MR needs a kernel PD") }
             length = memory.regions.last.map { $0.region.guestPhysicalAddress + $0.region.size } ?? 0
             guard length > 0 else { throw .invalid("no guest RAM yet") }
         } else {
@@ -122,7 +147,7 @@ extension Engine {
     }
 
     func deregisterMR(_ body: RequestBody) throws(CommandError) -> [UInt8] {
-        let key = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let key = try handle(body)
         destroy(try mrs.lookup(key))
         return []
     }
@@ -170,7 +195,7 @@ extension Engine {
     }
 
     func destroyCQ(_ body: RequestBody) throws(CommandError) -> [UInt8] {
-        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let handle = try handle(body)
         let cq = try cqs.lookup(handle)
         guard cq.users == 0 else { throw .busy("CQ \(handle) is used by \(cq.users) QPs") }
         cqs.remove(handle)
@@ -219,7 +244,11 @@ extension Engine {
         let recvCQ = try cqs.lookup(UInt32(littleEndian: c.recv_cq))
         let srqHandle = UInt32(littleEndian: c.srq_handle)
         let srq: SharedReceiveQueue? = srqHandle == 0 ? nil : try srqs.lookup(srqHandle)
-        if let srq, srq.pd !== pd { throw .invalid("SRQ \(srqHandle) is on another PD") }
+        try requireZeroReserved(UInt64(c.reserved))
+        try checkOwner(pd.context, context: context, "PD", pd.handle)
+        try checkOwner(sendCQ.context, context: context, "CQ", sendCQ.handle)
+        try checkOwner(recvCQ.context, context: context, "CQ", recvCQ.handle)
+        if let srq { try checkOwner(srq.context, context: context, "SRQ", srqHandle) }
         let qpn = try qps.reserve()
         let (sq, sqDoorbell, sqSGE, sqInline) = try makeWorkQueue(c.sq, maxDepth: configuration.maxQPWorkRequests,
                                                                  header: Engine.wqeHeaderSize, inlineAllowed: true)
@@ -247,7 +276,7 @@ extension Engine {
     }
 
     func destroyQP(_ body: RequestBody) throws(CommandError) -> [UInt8] {
-        let qpn = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let qpn = try handle(body)
         destroy(try qps.lookup(qpn))
         return []
     }
@@ -293,6 +322,7 @@ extension Engine {
         var attributes = qp.attributes
         try apply(a, mask: given, to: &attributes)
         qp.attributes = attributes
+        qp.attributesSet |= given
         if target == .error {
             moveToError(qp)
         } else if target != current || target == .reset {
@@ -375,19 +405,22 @@ extension Engine {
     }
 
     func queryQP(_ body: RequestBody) throws(CommandError) -> [UInt8] {
-        let qpn = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let qpn = try handle(body)
         let qp = try qps.lookup(qpn)
         let t = qp.attributes
         var a = virtio_rdma_qp_attr()
         a.qpn = qpn.littleEndian
-        a.attr_mask = UInt32(0x3f_ffff).littleEndian
+        a.attr_mask = (qp.attributesSet | QPTransitions.state | QPTransitions.curState | UInt32(VIRTIO_RDMA_QP_CAP)).littleEndian
         a.qp_state = qp.state.rawValue
         a.cur_qp_state = qp.state.rawValue
         a.path_mtu = t.pathMTU
         a.path_mig_state = t.pathMigrationState
         a.qkey = t.qkey.littleEndian
-        a.rq_psn = t.rqPSN.littleEndian
-        a.sq_psn = t.sqPSN.littleEndian
+        // The PSNs in use now once the QP runs, not the ones it started from.
+        let receiving = qp.state.receives || qp.state == .error
+        let sending = qp.state == .readyToSend || qp.state == .sendQueueDrain || qp.state == .error
+        a.rq_psn = (receiving && qp.attributesSet & QPTransitions.rqPSN != 0 ? qp.expectedPSN : t.rqPSN).littleEndian
+        a.sq_psn = (sending && qp.attributesSet & QPTransitions.sqPSN != 0 ? qp.nextPSN : t.sqPSN).littleEndian
         a.dest_qp_num = t.destQPN.littleEndian
         a.qp_access_flags = t.accessFlags.littleEndian
         a.pkey_index = t.pkeyIndex.littleEndian
@@ -421,6 +454,8 @@ extension Engine {
         let context = UInt32(littleEndian: c.ctx_handle)
         try checkContext(context)
         let pd = try pds.lookup(UInt32(littleEndian: c.pd_handle))
+        try requireZeroReserved(UInt64(c.reserved))
+        try checkOwner(pd.context, context: context, "PD", pd.handle)
         let handle = try srqs.reserve()
         let (ring, doorbell, sge, _) = try makeWorkQueue(c.rq, maxDepth: configuration.maxSRQWorkRequests,
                                                          header: Engine.recvHeaderSize, inlineAllowed: false)
@@ -451,7 +486,7 @@ extension Engine {
     }
 
     func querySRQ(_ body: RequestBody) throws(CommandError) -> [UInt8] {
-        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let handle = try handle(body)
         let srq = try srqs.lookup(handle)
         var a = virtio_rdma_srq_attr()
         a.srq_handle = handle.littleEndian
@@ -462,7 +497,7 @@ extension Engine {
     }
 
     func destroySRQ(_ body: RequestBody) throws(CommandError) -> [UInt8] {
-        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let handle = try handle(body)
         let srq = try srqs.lookup(handle)
         guard srq.users == 0 else { throw .busy("SRQ \(handle) is used by \(srq.users) QPs") }
         destroy(srq)
@@ -478,6 +513,7 @@ extension Engine {
 
     func createAH(_ body: RequestBody) throws(CommandError) -> [UInt8] {
         let c = try body.decode(virtio_rdma_cmd_create_ah.self)
+        try requireZeroReserved(UInt64(c.reserved))
         let pd = try pds.lookup(UInt32(littleEndian: c.pd_handle))
         guard c.av.port_num <= 1, Int(c.av.sgid_index) < Self.gidTableLength, gids[Int(c.av.sgid_index)] != nil else {
             throw .invalid("address vector: port \(c.av.port_num), GID index \(c.av.sgid_index)")
@@ -491,7 +527,7 @@ extension Engine {
     }
 
     func destroyAH(_ body: RequestBody) throws(CommandError) -> [UInt8] {
-        let handle = UInt32(littleEndian: try body.decode(virtio_rdma_cmd_handle.self).handle)
+        let handle = try handle(body)
         let ah = try ahs.lookup(handle)
         ahs.remove(handle)
         ah.pd.users -= 1
@@ -509,6 +545,7 @@ extension Engine {
 
     func addGID(_ body: RequestBody) throws(CommandError) -> [UInt8] {
         let c = try body.decode(virtio_rdma_cmd_gid.self)
+        try requireZeroReserved(UInt64(c.reserved))
         guard UInt32(littleEndian: c.port) == 1 else { throw .invalid("port \(UInt32(littleEndian: c.port))") }
         let index = Int(UInt32(littleEndian: c.index))
         guard index < Self.gidTableLength else { throw .invalid("GID index \(index)") }
@@ -528,7 +565,7 @@ extension Engine {
         guard UInt32(littleEndian: c.port) == 1 else { throw .invalid("port \(UInt32(littleEndian: c.port))") }
         let index = Int(UInt32(littleEndian: c.index))
         guard index < Self.gidTableLength else { throw .invalid("GID index \(index)") }
-        guard let gid = gids[index] else { throw .badHandle("GID index \(index) is empty") }
+        guard let gid = gids[index] else { return [] }  // already empty: nothing to do
         fabric.remove(gid, engine: self)
         gids[index] = nil
         return []

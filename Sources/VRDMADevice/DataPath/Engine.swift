@@ -152,8 +152,10 @@ public final class Engine: @unchecked Sendable {
             if qp.resumeAt != 0 || qp.ackDeadline != 0 { pending = true }
             if qp.sqDoorbell.driverIndex != qp.sqConsumer && qp.state == .readyToSend && qp.windowCount < qp.sq.depth { pending = true }
             if qp.state == .error {
-                if qp.sqDoorbell.driverIndex != qp.sqConsumer { pending = true }
-                if let rq = qp.ownReceive, rq.doorbell.driverIndex != rq.consumer { pending = true }
+                // Posts still to flush; an impossible index is not work (nothing is taken).
+                let sq = qp.sqDoorbell.driverIndex &- qp.sqConsumer
+                if sq > 0 && sq <= qp.sq.depth { pending = true }
+                if let rq = qp.ownReceive, let n = rq.available, n > 0 { pending = true }
             }
         }
         if !inboxEmpty { pending = true }
@@ -192,7 +194,7 @@ public final class Engine: @unchecked Sendable {
             if notify { postEvent(Int32(VIRTIO_RDMA_EV_CQ_COMPLETION), handle: cq.handle) }
         case .overflow:
             logger.warning("CQ \(cq.handle) overflowed")
-            postEvent(Int32(VIRTIO_RDMA_EV_CQ_ERR), handle: cq.handle)
+            postEvent(Int32(VIRTIO_RDMA_EV_CQ_ERR), handle: cq.handle, detail: VIRTIO_RDMA_CQ_OVERFLOW)
         case .alreadyInError:
             break
         }

@@ -87,6 +87,10 @@ final class QueuePair: @unchecked Sendable {
     /// The device's copy of the SQ (and RQ) need_kick fields.
     var kickRequested: Bool
     var drainedNotified = false
+    /// COMM_EST was raised (first packet received in RTR).
+    var communicationEstablished = false
+    /// Attribute mask bits set since creation or the last RESET (QUERY_QP reports them).
+    var attributesSet: UInt32 = 0
 
     // Responder.
     var expectedPSN: UInt32 = 0
@@ -149,6 +153,9 @@ final class QueuePair: @unchecked Sendable {
         switch new {
         case .reset:
             incarnation.add(1, ordering: .releasing)
+            attributes = QPAttributes()
+            attributesSet = 0
+            communicationEstablished = false
             for i in 0..<Int(sq.depth) { inflight[i] = InflightWork() }
             sqConsumer = sqDoorbell.driverIndex
             oldest = sqConsumer

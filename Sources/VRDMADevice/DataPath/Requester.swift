@@ -66,7 +66,7 @@ extension Engine {
         w.rkey = UInt32(littleEndian: header.rkey)
         w.compareAdd = UInt64(littleEndian: header.compare_add)
         w.swap = UInt64(littleEndian: header.swap)
-        w.remoteQPN = UInt32(littleEndian: header.remote_qpn) & 0xff_ffff
+        w.remoteQPN = UInt32(littleEndian: header.remote_qpn)
         w.remoteQKey = UInt32(littleEndian: header.remote_qkey)
         w.status = checkAndTranslate(qp, &w, wqe: wqe, header: header, flags: flags, sequence: sequence)
         if w.status != UInt8(VIRTIO_RDMA_WC_SUCCESS) { w.phase = .done }
@@ -99,8 +99,9 @@ extension Engine {
         let segments = qp.segments(of: sequence)
         if flags & VIRTIO_RDMA_SEND_INLINE != 0 {
             let length = UInt32(littleEndian: header.inline_length)
-            guard length <= qp.sqMaxInline, Self.wqeHeaderSize + Int(length) <= 1 << Int(qp.sq.shift) else {
-                return UInt8(VIRTIO_RDMA_WC_LOC_LEN_ERR)
+            guard UInt32(littleEndian: header.num_sge) == 0, length <= qp.sqMaxInline,
+                  Self.wqeHeaderSize + Int(length) <= 1 << Int(qp.sq.shift) else {
+                return UInt8(VIRTIO_RDMA_WC_LOC_QP_OP_ERR)
             }
             // Inline bytes are copied out: the slot may be reused once the consumer index moves.
             let buffer = qp.inline(of: sequence)
@@ -120,7 +121,8 @@ extension Engine {
                 let length = UInt32(littleEndian: sge.length)
                 let key = UInt32(littleEndian: sge.lkey)
                 guard let mr = mrs.get(key), mr.lkey == key, mr.pd === qp.pd, mr.contains(address, UInt64(length)),
-                      !localWrite || mr.access & VIRTIO_RDMA_ACCESS_LOCAL_WRITE != 0
+                      !localWrite || mr.access & VIRTIO_RDMA_ACCESS_LOCAL_WRITE != 0,
+                      !mr.dma || mr.isGuestRAM(address, UInt64(length), memory: memory)
                 else { return UInt8(VIRTIO_RDMA_WC_LOC_PROT_ERR) }
                 segments[i] = DataSegment(mr: mr, address: address, length: length, inline: nil)
                 total += UInt64(length)
@@ -133,7 +135,7 @@ extension Engine {
             guard w.length == 8 else { return UInt8(VIRTIO_RDMA_WC_LOC_LEN_ERR) }
         }
         if ud {
-            guard let ah = ahs.get(UInt32(littleEndian: header.ah)), ah.pd === qp.pd else {
+            guard w.remoteQPN <= 0xff_ffff, let ah = ahs.get(UInt32(littleEndian: header.ah)), ah.pd === qp.pd else {
                 return UInt8(VIRTIO_RDMA_WC_LOC_QP_OP_ERR)
             }
             guard w.length <= 1 << (UInt32(activeMTU) + 7) else { return UInt8(VIRTIO_RDMA_WC_LOC_LEN_ERR) }
@@ -152,6 +154,8 @@ extension Engine {
             let sequence = qp.nextToSend
             let w = qp.inflight[qp.slot(sequence)]
             if w.phase == .done {
+                // A WQE that failed its checks ends the stream: nothing after it goes out.
+                guard w.status == UInt8(VIRTIO_RDMA_WC_SUCCESS) else { break }
                 qp.nextToSend &+= 1
                 continue
             }
@@ -326,7 +330,12 @@ extension Engine {
     /// A guest error that breaks the QP: ERR plus an affiliated async event.
     func fatal(_ qp: QueuePair, event: Int32) {
         guard qp.state != .error else { return }
-        postEvent(event, handle: qp.qpn)
+        let detail: Int32 = switch event {
+        case VIRTIO_RDMA_EV_QP_ACCESS_ERR: VIRTIO_RDMA_WC_REM_ACCESS_ERR
+        case VIRTIO_RDMA_EV_QP_REQ_ERR: VIRTIO_RDMA_WC_REM_INV_REQ_ERR
+        default: VIRTIO_RDMA_WC_LOC_QP_OP_ERR
+        }
+        postEvent(event, handle: qp.qpn, detail: UInt32(detail))
         moveToError(qp)
     }
 
@@ -342,17 +351,17 @@ extension Engine {
         }
         qp.nextToSend = qp.oldest
         qp.outstandingReadAtomic = 0
-        guard qp.sq.mapped else { return flushed }
+        // An impossible producer index (more than a ring ahead) takes nothing.
         let posted = qp.sqDoorbell.driverIndex &- qp.sqConsumer
+        guard qp.sq.mapped, posted <= qp.sq.depth else { return flushed }
         if posted > 0 { stopKicks(qp) }
-        for _ in 0..<min(posted, qp.sq.depth) {
+        for _ in 0..<posted {
             // SAFETY: a slot of a checked ring.
             let header = qp.sq.slot(qp.sqConsumer).loadUnaligned(as: virtio_rdma_send_wqe.self)
             flushCompletion(qp.sendCQ, qp: qp, wrID: UInt64(littleEndian: header.wr_id), opcode: completionOpcode(header.opcode))
             qp.sqConsumer &+= 1
             flushed += 1
         }
-        if posted > qp.sq.depth { qp.sqConsumer = qp.sqDoorbell.driverIndex }  // an impossible index: skip it
         qp.oldest = qp.sqConsumer
         qp.nextToSend = qp.sqConsumer
         if flushed > 0 { qp.sqDoorbell.setDeviceIndex(qp.sqConsumer) }
@@ -362,17 +371,16 @@ extension Engine {
     func flushReceiveQueue(_ qp: QueuePair) -> Int {
         guard let rq = qp.ownReceive, rq.ring.mapped else { return 0 }
         let posted = rq.doorbell.driverIndex &- rq.consumer
-        guard posted > 0 else { return 0 }
+        guard posted > 0, posted <= rq.ring.depth else { return 0 }
         stopKicks(qp)
         var flushed = 0
-        for _ in 0..<min(posted, rq.ring.depth) {
+        for _ in 0..<posted {
             // SAFETY: a slot of a checked ring (>= 16 bytes).
             let wrID = UInt64(littleEndian: rq.ring.slot(rq.consumer).loadUnaligned(as: UInt64.self))
             flushCompletion(qp.recvCQ, qp: qp, wrID: wrID, opcode: UInt8(VIRTIO_RDMA_WC_RECV))
             rq.consumer &+= 1
             flushed += 1
         }
-        if posted > rq.ring.depth { rq.consumer = rq.doorbell.driverIndex }
         rq.doorbell.setDeviceIndex(rq.consumer)
         return flushed
     }

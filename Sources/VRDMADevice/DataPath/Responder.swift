@@ -52,6 +52,29 @@ func copySegments(from source: inout SegmentCursor, to destination: inout Segmen
     return true
 }
 
+/// RoCEv2 over IPv4: the GRH slot holds 20 zero bytes, then the IPv4 header with its checksum.
+func writeIPv4Header(into grh: inout [UInt8], source: UInt32, destination: UInt32, tos: UInt8, ttl: UInt8, payload: UInt32) {
+    // IP + UDP + BTH + DETH + payload + ICRC, as the datagram would be on the wire.
+    let total = UInt16(truncatingIfNeeded: 20 + 8 + 12 + 8 + payload + 4)
+    var h = [UInt8](repeating: 0, count: 20)
+    h[0] = 0x45
+    h[1] = tos
+    h[2] = UInt8(total >> 8); h[3] = UInt8(total & 0xff)
+    h[6] = 0x40  // don't fragment
+    h[8] = ttl
+    h[9] = 17  // UDP
+    for i in 0..<4 {
+        h[12 + i] = UInt8(truncatingIfNeeded: source >> (24 - 8 * i))
+        h[16 + i] = UInt8(truncatingIfNeeded: destination >> (24 - 8 * i))
+    }
+    var sum: UInt32 = 0
+    for i in stride(from: 0, to: 20, by: 2) { sum += UInt32(h[i]) << 8 | UInt32(h[i + 1]) }
+    while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+    let checksum = ~UInt16(sum)
+    h[10] = UInt8(checksum >> 8); h[11] = UInt8(checksum & 0xff)
+    grh.replaceSubrange(20..<40, with: h)
+}
+
 extension Engine {
     static let grhSize = 40
     static let recvHeaderSize = MemoryLayout<virtio_rdma_recv_wqe>.size
@@ -61,12 +84,21 @@ extension Engine {
         // A requester reset or destroyed since it sent this must not see its memory touched.
         guard requester.incarnation.load(ordering: .acquiring) == packet.incarnation else { return }
         let w = requester.inflight[requester.slot(UInt32(bitPattern: packet.slot))]
-        // A QP that does not exist or cannot receive drops the packet; the requester times out.
-        guard let qp = qps.get(packet.destinationQPN), qp.state.receives, qp.type == requester.type else { return }
-        if qp.type == .unreliableDatagram {
-            receiveDatagram(qp, packet: packet, work: w)
+        // A datagram is answered whatever becomes of it: UD has no retries, and the requester's
+        // slot must not wait for an answer that never comes.
+        if requester.type == .unreliableDatagram {
+            if let qp = qps.get(packet.destinationQPN), qp.state.receives, qp.type == .unreliableDatagram {
+                receiveDatagram(qp, packet: packet, work: w)
+            }
             answer(packet, .acknowledge, .none)
             return
+        }
+        // An RC packet for a QP that does not exist or cannot receive is dropped; the requester
+        // times out and retries, as on the wire.
+        guard let qp = qps.get(packet.destinationQPN), qp.state.receives, qp.type == requester.type else { return }
+        if qp.state == .readyToReceive && !qp.communicationEstablished {
+            qp.communicationEstablished = true
+            postEvent(Int32(VIRTIO_RDMA_EV_COMM_EST), handle: qp.qpn)
         }
         let offset = (packet.psn &- qp.expectedPSN) & 0xff_ffff
         if offset != 0 {
@@ -106,7 +138,7 @@ extension Engine {
             return receiveMessage(qp, source: &source, work: w, immediateOnly: false)
         case VIRTIO_RDMA_WR_RDMA_WRITE, VIRTIO_RDMA_WR_RDMA_WRITE_WITH_IMM:
             if w.withImm {
-                guard let available = qp.receive.available else { return receiveQueueBroken(qp) }
+                guard let available = qp.receive.available ?? (qp.srq != nil ? 0 : nil) else { return receiveQueueBroken(qp) }
                 guard available > 0 else { return .receiverNotReady }
             }
             guard let mr = remoteRegion(qp, rkey: w.rkey, address: w.remoteAddress, length: w.length,
@@ -191,7 +223,8 @@ extension Engine {
     /// Takes a receive WQE and lands the message (or, for WRITE_WITH_IMM, only the immediate).
     private func receiveMessage(_ qp: QueuePair, source: inout SegmentCursor, work w: InflightWork, immediateOnly: Bool) -> Packet.Syndrome {
         let rq = qp.receive
-        guard let available = rq.available else { return receiveQueueBroken(qp) }
+        // An SRQ's impossible index counts as empty (it is shared: no one QP is to blame).
+        guard let available = rq.available ?? (qp.srq != nil ? 0 : nil) else { return receiveQueueBroken(qp) }
         guard available > 0 else { return .receiverNotReady }
         let (wrID, status, received) = landInReceiveBuffer(qp, rq: rq, source: &source, length: immediateOnly ? 0 : Int(w.length), prefix: nil)
         rq.take()
@@ -201,12 +234,13 @@ extension Engine {
         cqe.status = status
         cqe.opcode = UInt8(immediateOnly ? VIRTIO_RDMA_WC_RECV_RDMA_WITH_IMM : VIRTIO_RDMA_WC_RECV)
         cqe.qp_num = qp.qpn.littleEndian
-        cqe.src_qp = w.remoteQPN.littleEndian
         cqe.byte_len = (immediateOnly ? w.length : UInt32(received)).littleEndian
+        var flags = w.solicited ? UInt32(VIRTIO_RDMA_WC_F_SOLICITED) : 0
         if w.withImm {
             cqe.imm_data = w.imm.littleEndian
-            cqe.wc_flags = UInt16(VIRTIO_RDMA_WC_F_WITH_IMM).littleEndian
+            flags |= UInt32(VIRTIO_RDMA_WC_F_WITH_IMM)
         }
+        cqe.wc_flags = UInt16(flags).littleEndian
         writeCompletion(qp.recvCQ, &cqe, solicited: w.solicited)
         switch Int32(status) {
         case VIRTIO_RDMA_WC_SUCCESS:
@@ -283,17 +317,27 @@ extension Engine {
         let requester = packet.requester
         var source = SegmentCursor(requester.segments(of: UInt32(bitPattern: packet.slot)), count: Int(w.segmentCount),
                                    memory: requester.engine.memory)
-        // The GRH a RoCE receiver finds in the first 40 bytes: IPv6-shaped, source and destination GID.
-        var grh = [UInt8](repeating: 0, count: Self.grhSize)
-        let sgidIndex = Int(w.ah!.av.sgid_index)
+        let av = w.ah!.av
+        let sgidIndex = Int(av.sgid_index)
         let sgid = requester.engine.gids.indices.contains(sgidIndex) ? requester.engine.gids[sgidIndex] : nil
-        grh[0] = 0x60
-        grh[4] = UInt8(truncatingIfNeeded: w.length >> 8)
-        grh[5] = UInt8(truncatingIfNeeded: w.length)
-        grh[6] = 0x1b
-        grh[7] = w.ah!.av.hop_limit
-        if let sgid { grh.replaceSubrange(8..<24, with: sgid.bytes) }
-        grh.replaceSubrange(24..<40, with: GID(bytes: w.ah!.av.dgid).bytes)
+        let dgid = GID(bytes: av.dgid)
+        var grh = [UInt8](repeating: 0, count: Self.grhSize)
+        let networkType: UInt8
+        if let source = sgid?.ipv4, let destination = dgid.ipv4 {
+            writeIPv4Header(into: &grh, source: source, destination: destination, tos: av.traffic_class,
+                            ttl: av.hop_limit, payload: w.length)
+            networkType = 3
+        } else {
+            // The GRH a RoCE receiver finds in the first 40 bytes: IPv6-shaped, both GIDs.
+            grh[0] = 0x60
+            grh[4] = UInt8(truncatingIfNeeded: w.length >> 8)
+            grh[5] = UInt8(truncatingIfNeeded: w.length)
+            grh[6] = 0x11  // UDP: RoCEv2
+            grh[7] = av.hop_limit
+            if let sgid { grh.replaceSubrange(8..<24, with: sgid.bytes) }
+            grh.replaceSubrange(24..<40, with: dgid.bytes)
+            networkType = 4
+        }
         let (wrID, status, received) = grh.withUnsafeMutableBytes {
             landInReceiveBuffer(qp, rq: rq, source: &source, length: Int(w.length), prefix: $0)
         }
@@ -306,13 +350,13 @@ extension Engine {
         cqe.qp_num = qp.qpn.littleEndian
         cqe.src_qp = requester.qpn.littleEndian
         cqe.byte_len = UInt32(received).littleEndian
-        var flags = UInt32(VIRTIO_RDMA_WC_F_GRH)
+        var flags = UInt32(VIRTIO_RDMA_WC_F_GRH) | (w.solicited ? UInt32(VIRTIO_RDMA_WC_F_SOLICITED) : 0)
         if w.withImm {
             cqe.imm_data = w.imm.littleEndian
             flags |= UInt32(VIRTIO_RDMA_WC_F_WITH_IMM)
         }
         cqe.wc_flags = UInt16(flags).littleEndian
-        cqe.network_hdr_type = 4
+        cqe.network_hdr_type = networkType
         cqe.vlan_id = UInt16(0xffff).littleEndian
         let mac = sgid.map { _ in requester.engine.gidMACs[sgidIndex] } ?? requester.engine.configuration.mac
         withUnsafeMutableBytes(of: &cqe.smac) { $0.copyBytes(from: mac.prefix(6)) }

@@ -30,6 +30,9 @@ struct GID: Hashable, Sendable, CustomStringConvertible {
 
     var isZero: Bool { high == 0 && low == 0 }
 
+    /// ::ffff:a.b.c.d, a RoCEv2 GID made from an IPv4 address.
+    var ipv4: UInt32? { high == 0 && low >> 32 == 0xffff ? UInt32(truncatingIfNeeded: low) : nil }
+
     var bytes: [UInt8] {
         withUnsafeBytes(of: (high.bigEndian, low.bigEndian)) { Array($0) }
     }

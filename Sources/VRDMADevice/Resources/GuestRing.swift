@@ -127,6 +127,9 @@ final class DoorbellRecord {
         guard let p = memory.hostPointer(gpa: gpa, length: UInt64(VIRTIO_RDMA_DB_SIZE)) else {
             throw .fault("doorbell record 0x\(String(gpa, radix: 16)) outside guest RAM")
         }
+        guard gpa % pageSize + UInt64(VIRTIO_RDMA_DB_SIZE) <= pageSize else {
+            throw .invalid("doorbell record 0x\(String(gpa, radix: 16)) crosses a page")
+        }
         self.gpa = gpa
         base = p
         self.memory = memory

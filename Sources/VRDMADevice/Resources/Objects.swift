@@ -42,6 +42,16 @@ final class MemoryRegion {
         address >= iova && count <= length && address - iova <= length - count
     }
 
+    /// Whether [address, address + count) of a DMA MR is guest RAM now (RAM may have holes).
+    func isGuestRAM(_ address: UInt64, _ count: UInt64, memory: GuestMemory) -> Bool {
+        var done: UInt64 = 0
+        while done < count {
+            guard let r = memory.region(containing: address + done) else { return false }
+            done = r.region.guestPhysicalAddress + r.region.size - address
+        }
+        return true
+    }
+
     /// The guest-physical address and host pointer of `address` and how many bytes follow it
     /// contiguously in the same page (at most `count`); nil if that page is not guest RAM now.
     @inline(__always)
@@ -111,6 +121,7 @@ final class CompletionQueue {
 
     /// RESIZE_CQ: copies unpolled CQEs to the new ring; indices restart from there.
     func resize(ring newRing: GuestRing, doorbell newDoorbell: DoorbellRecord) throws(CommandError) {
+        guard !overflowed else { throw .badState("CQ \(handle) overflowed: destroy it") }
         let consumer = doorbell.driverIndex
         let pending = producer &- consumer
         guard pending <= depth else { throw .invalid("CQ consumer index is ahead of the producer") }
