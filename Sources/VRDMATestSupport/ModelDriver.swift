@@ -47,11 +47,12 @@ public final class ModelDriver {
     /// suppressed and polls the used ring. Buffers default to the driver's own two pages.
     public func command(_ opcode: UInt32, request: [UInt8] = [], responseSize: Int, indirect: Bool = false,
                         interrupt: Bool = true, commandAddress: UInt64? = nil, responseAddress: UInt64? = nil,
-                        timeoutMilliseconds: Int32 = 5000) throws(FrontendError) -> Reply {
+                        timeoutMilliseconds: Int32 = 5000, headerReserved: UInt32 = 0) throws(FrontendError) -> Reply {
         let commandBuffer = commandAddress ?? self.commandBuffer
         let responseBuffer = responseAddress ?? self.responseBuffer
         var header = virtio_rdma_cmd_hdr()
         header.opcode = opcode.littleEndian
+        header.reserved = headerReserved.littleEndian
         let bytes = withUnsafeBytes(of: &header) { Array($0) } + request
         _ = bytes.withUnsafeBytes { frontend.memory.write(at: commandBuffer, from: $0) }
         let responseLength = MemoryLayout<virtio_rdma_resp_hdr>.size + responseSize

@@ -1,16 +1,16 @@
 // SPDX-License-Identifier: Apache-2.0
 // Connection helpers of the model guest driver: the MODIFY_QP sequences ibverbs applications use
 // to bring an RC pair to RTS (RESET -> INIT -> RTR -> RTS, addressed by GID) and a UD QP to RTS,
-// and address handles that reach another QP. Timers default short (timeout 8 is about 1 ms;
-// min_rnr_timer 1 is 0.01 ms) so error paths finish quickly in tests.
+// and address handles that reach another QP. min_rnr_timer defaults short (1 = 0.01 ms).
 import CVRDMAABI
 
 /// The attributes of an RC connection, as ibv_modify_qp takes them.
 public struct RCParameters: Sendable {
     public var access: Access = .all
     public var pathMTU: UInt8 = 3
-    /// 4.096 us * 2^timeout: 8 is about 1 ms.
-    public var timeout: UInt8 = 8
+    /// 4.096 us * 2^timeout: 14 is about 67 ms. The software fabric loses nothing, so this only
+    /// matters when a peer is gone or starved; tests of retry exhaustion set 8 (about 1 ms).
+    public var timeout: UInt8 = 14
     public var retryCount: UInt8 = 7
     /// 7: retry forever.
     public var rnrRetry: UInt8 = 7

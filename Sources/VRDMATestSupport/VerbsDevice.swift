@@ -147,10 +147,11 @@ public final class VerbsDevice {
     // MARK: commands
 
     /// One command as bytes: status, response body and used length, whatever they are.
-    public func rawCommand(_ opcode: UInt32, request: [UInt8] = [], responseSize: Int,
-                           timeoutMilliseconds: Int32 = 5000) throws(VerbsError) -> ModelDriver.Reply {
+    public func rawCommand(_ opcode: UInt32, request: [UInt8] = [], responseSize: Int, timeoutMilliseconds: Int32 = 5000,
+                           headerReserved: UInt32 = 0) throws(VerbsError) -> ModelDriver.Reply {
         do {
-            return try driver.command(opcode, request: request, responseSize: responseSize, timeoutMilliseconds: timeoutMilliseconds)
+            return try driver.command(opcode, request: request, responseSize: responseSize, timeoutMilliseconds: timeoutMilliseconds,
+                                      headerReserved: headerReserved)
         } catch {
             throw .frontend(error)
         }
@@ -218,6 +219,9 @@ public final class VerbsDevice {
         guard let g = gids[Int(index)] else { preconditionFailure("no GID at index \(index) on this driver") }
         return g
     }
+
+    /// A context object for any handle, minted or not (hostile tests name contexts that do not exist).
+    public func context(handle: UInt32) -> VerbsContext { VerbsContext(device: self, handle: handle) }
 
     public func createContext() throws(VerbsError) -> VerbsContext {
         let body = try execute(.createUContext, responseSize: 8)
@@ -344,22 +348,25 @@ public final class VerbsDevice {
     public func collectEvents() throws(VerbsError) -> Int {
         guard let eventQueue else { return 0 }
         let ring = eventQueue.ring
-        var n = 0
+        // Read every used buffer before giving any back: takeUsed has already freed all their
+        // descriptors, and a re-post could take one that a later used entry still names.
+        var drained: [UInt64] = []
         for used in ring.takeUsed() {
             guard let gpa = eventBuffers.removeValue(forKey: used.id) else {
                 throw .protocolViolation("event queue returned unknown buffer \(used.id)")
             }
+            drained.append(gpa)
             guard used.length == 16 else { throw .protocolViolation("event with used length \(used.length)") }
             var e = virtio_rdma_event()
             _ = withUnsafeMutableBytes(of: &e) { frontend.memory.read(at: gpa, into: $0) }
             pendingEvents.append(DeviceEvent(type: EventType(rawValue: UInt32(littleEndian: e.type)), handle: UInt32(littleEndian: e.handle),
                                              detail: UInt32(littleEndian: e.detail), reserved: UInt32(littleEndian: e.reserved)))
-            post(eventBuffer: gpa, ring: ring)
-            n += 1
         }
+        for gpa in drained { post(eventBuffer: gpa, ring: ring) }
+        let n = drained.count
         if n > 0 { eventQueue.kickIfNeeded() }
-        // Ask for an interrupt on the next event (EVENT_IDX), then look once more so an event
-        // that raced the re-arm is not slept through.
+        // Ask for an interrupt on the next event (EVENT_IDX). An event that races this re-arm may
+        // not interrupt; waiters therefore sleep in short slices and collect again.
         ring.setUsedEvent(ring.usedIndex)
         return n
     }

@@ -311,6 +311,21 @@ public final class CompletionQueue {
         CLinuxShims_fence_seq_cst()
     }
 
+    /// Interrupt mode, as an event-driven guest waits: poll; if empty, arm NEXT, poll once more
+    /// (the race rule), then sleep on the event queue until this CQ's completion event, and poll
+    /// again (an event left from an earlier arm just sends it round once more).
+    public func waitForCompletionEvent(timeoutMilliseconds: Int = 3000) throws(VerbsError) -> Completion {
+        let deadline = monotonicMilliseconds() + timeoutMilliseconds
+        while true {
+            if let c = pollOne() { return c }
+            arm(.next)
+            if let c = pollOne() { return c }
+            let left = deadline - monotonicMilliseconds()
+            guard left > 0 else { throw .timeout("no completion event for CQ \(handle)") }
+            _ = try device.waitForEvent(.cqCompletion, handle: handle, timeoutMilliseconds: left)
+        }
+    }
+
     public var isArmed: Bool { doorbell.armSequence != doorbell.notifiedSequence }
     public var status: UInt32 { doorbell.cqStatus }
     public var overflowed: Bool { doorbell.cqStatus & UInt32(VIRTIO_RDMA_CQ_OVERFLOW) != 0 }
@@ -379,10 +394,11 @@ public final class QueuePair {
         sq.publish()
     }
 
-    /// Writes several send WQEs and publishes them with one driver_index store.
+    /// Writes several send WQEs and publishes them with one driver_index store. If one is
+    /// refused, those before it are still published (as ibv_post_send's bad_wr semantics).
     public func postSend(_ wrs: [SendWR]) throws(VerbsError) {
+        defer { sq.publish() }
         for wr in wrs { try sq.append(wr) }
-        sq.publish()
     }
 
     @inline(__always)
@@ -394,8 +410,8 @@ public final class QueuePair {
 
     public func postRecv(_ wrs: [RecvWR]) throws(VerbsError) {
         guard let rq else { throw .refused("QP \(qpn) receives from an SRQ") }
+        defer { rq.publish() }
         for wr in wrs { try rq.append(wr) }
-        rq.publish()
     }
 
     public func modify(_ attrs: QPAttributes) throws(VerbsError) {
@@ -430,8 +446,8 @@ public final class SharedReceiveQueue {
     }
 
     public func postRecv(_ wrs: [RecvWR]) throws(VerbsError) {
+        defer { wq.publish() }
         for wr in wrs { try wq.append(wr) }
-        wq.publish()
     }
 
     /// MODIFY_SRQ with any mask.

@@ -39,6 +39,14 @@ final class VMs {
         }
     }
 
+    /// Milliseconds of CPU the daemon uses in `window` milliseconds in which the guests do nothing
+    /// (a device with no work must not spin: pollers give up after --poll-us).
+    func daemonCPUWhileIdle(window: Int = 300) -> Int {
+        let before = cpuMilliseconds(daemon.pid)
+        usleep(UInt32(window * 1000))
+        return cpuMilliseconds(daemon.pid) - before
+    }
+
     /// The daemon log's tail, for failure messages.
     var logTail: String { String(daemon.log.suffix(3000)) }
 
@@ -130,4 +138,32 @@ func waitForState(_ qp: QueuePair, _ state: QPState, milliseconds: Int = 2000) -
         usleep(1000)
     } while monotonicMilliseconds() < deadline
     return last
+}
+
+/// Expects the command(s) in `body` to fail with `expected` (or succeed, for `.ok`), reporting
+/// the status actually returned.
+func expectStatus(_ expected: CommandStatus, _ what: String = "", sourceLocation: SourceLocation = #_sourceLocation,
+                  _ body: () throws -> Void) {
+    do {
+        let status = try statusOf(body)
+        #expect(status == expected, "\(what): got \(status), expected \(expected)", sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("\(what): \(error)", sourceLocation: sourceLocation)
+    }
+}
+
+/// utime + stime of a process, in milliseconds (from /proc/PID/stat).
+func cpuMilliseconds(_ pid: pid_t) -> Int {
+    guard let f = fopen("/proc/\(pid)/stat", "r") else { return 0 }
+    defer { fclose(f) }
+    var buf = [UInt8](repeating: 0, count: 1024)
+    let n = fread(&buf, 1, buf.count, f)
+    guard n > 0 else { return 0 }
+    let line = String(decoding: buf[0..<n], as: UTF8.self)
+    // Fields after the command name (which may contain spaces) start after the last ')'.
+    guard let close = line.lastIndex(of: ")") else { return 0 }
+    let fields = line[line.index(after: close)...].split(separator: " ")
+    // state is field 3 overall, so utime (14) and stime (15) are at 11 and 12 here.
+    guard fields.count > 12, let u = Int(fields[11]), let s = Int(fields[12]) else { return 0 }
+    return (u + s) * 1000 / Int(sysconf(Int32(_SC_CLK_TCK)))
 }

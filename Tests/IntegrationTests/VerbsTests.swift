@@ -24,13 +24,55 @@ struct VerbsTests {
         #expect(port.link_layer == UInt8(VIRTIO_RDMA_LINK_LAYER_ETHERNET))
         #expect(try a.queryPKey(index: 0) == 0xffff)
         let pkeys = UInt32(UInt16(littleEndian: a.config.pkey_tbl_len))
-        #expect(try statusOf { _ = try a.queryPKey(index: pkeys) } == .invalid)
-        #expect(try statusOf { _ = try a.queryPKey(index: 0, port: 2) } == .invalid)
+        expectStatus(.invalid, "a.queryPKey(index: pkeys)") { _ = try a.queryPKey(index: pkeys) }
+        expectStatus(.invalid, "a.queryPKey(index: 0, port: 2)") { _ = try a.queryPKey(index: 0, port: 2) }
         let gids = UInt32(UInt16(littleEndian: a.config.gid_tbl_len))
-        #expect(try statusOf { try a.addGID(index: gids, gid: vmGID(9)) } == .invalid)
+        expectStatus(.invalid, "a.addGID(index: gids, gid: vmGID(9))") { try a.addGID(index: gids, gid: vmGID(9)) }
         try a.addGID(index: 2, gid: vmGID(7))
         try a.delGID(index: 2)
         vms.expectAlive()
+    }
+
+    @Test("an idle device does not burn CPU: event buffers posted, nothing to do")
+    func idleDevice() throws {
+        let vms = try VMs()
+        let (a, b) = try connectedPair(vms)
+        try b.postRecv(wrId: 1)
+        try a.send(wrId: 1, length: 8)
+        _ = try a.sendCQ.waitOne()
+        // Pollers stop after --poll-us (50 us by default); 300 ms of idleness may cost a little.
+        let used = vms.daemonCPUWhileIdle()
+        #expect(used < 60, "the idle daemon used \(used) ms of CPU in 300 ms")
+        vms.expectAlive()
+    }
+
+    @Test("need_kick: a polling device is not kicked for every post; an idle one asks for the first kick")
+    func kickSuppression() throws {
+        // The device polls for 200 ms after work: a stream of posts costs (almost) no kicks.
+        let busy = try VMs(arguments: ["--poll-us", "200000"])
+        let (a, b) = try connectedPair(busy)
+        #expect(a.qp.sq.doorbell.needKick != 0, "a new QP's need_kick must be 1 (§10.5)")
+        for i in 0..<100 {
+            try b.postRecv(wrId: UInt64(i))
+            try a.send(wrId: UInt64(i), length: 8)
+            _ = try b.recvCQ.waitOne()
+            _ = try a.sendCQ.waitOne()
+        }
+        #expect(a.qp.sq.kicks <= 3, "\(a.qp.sq.kicks) SQ kicks for 100 posts to a polling device")
+        // The device sleeps at once (--poll-us 0): every post after a pause must kick, and
+        // nothing waits for a kick that was never sent.
+        let idle = try VMs(arguments: ["--poll-us", "0"])
+        let (c, d) = try connectedPair(idle)
+        for i in 0..<10 {
+            usleep(5000)
+            try d.postRecv(wrId: UInt64(i))
+            try c.send(wrId: UInt64(i), length: 8)
+            expectWC(try c.sendCQ.waitOne(), wrId: UInt64(i), status: .success)
+            _ = try d.recvCQ.waitOne()
+        }
+        #expect(c.qp.sq.kicks == 10, "\(c.qp.sq.kicks) SQ kicks for 10 posts after pauses to an idle device")
+        busy.expectAlive()
+        idle.expectAlive()
     }
 
     @Test("RC ping-pong: SEND and RECV both ways, with and without immediate, 200 round trips")
@@ -99,11 +141,14 @@ struct VerbsTests {
         expectWC(try a.sendCQ.waitOne(), wrId: 4, status: .success, opcode: .send)
         expectWC(try b.recvCQ.waitOne(), wrId: 3, status: .success, opcode: .recv, byteLen: 60)
         #expect(b.mr.read(60, at: 16384) == inline)
-        // A zero-length send consumes a receive and reports 0 bytes.
+        // A zero-length send consumes a receive and reports 0 bytes. UD-only WQE fields on an RC
+        // send are ignored: the receive CQE's src_qp stays 0 ("fields that do not apply are zero").
         try b.postRecv(wrId: 5, offset: 0, length: 64)
-        try a.qp.postSend(SendWR(wrId: 6, opcode: .send))
+        try a.qp.postSend(SendWR(wrId: 6, opcode: .send, ah: 77, remoteQPN: 0x1234, remoteQKey: 9))
         expectWC(try a.sendCQ.waitOne(), wrId: 6, status: .success, opcode: .send)
-        expectWC(try b.recvCQ.waitOne(), wrId: 5, status: .success, opcode: .recv, byteLen: 0)
+        let zero = try b.recvCQ.waitOne()
+        expectWC(zero, wrId: 5, status: .success, opcode: .recv, byteLen: 0)
+        #expect(zero.srcQP == 0, "an RC receive CQE carries the sender's WQE remote_qpn: \(zero)")
         vms.expectAlive()
     }
 
@@ -187,7 +232,9 @@ struct VerbsTests {
         var posted = [0, 0], done = [0, 0]
         var originals: [UInt64] = []
         let requesters = [a, c]
+        let deadline = monotonicMilliseconds() + 10_000
         while done[0] < perQP || done[1] < perQP {
+            try #require(monotonicMilliseconds() < deadline, "only \(done) of \(perQP) atomics completed per QP")
             for k in 0..<2 {
                 let e = requesters[k]
                 while posted[k] < perQP && posted[k] - done[k] < 16 {
@@ -233,6 +280,19 @@ struct VerbsTests {
         expectWC(r, wrId: 10, status: .success, opcode: .recv, qpn: b.qp.qpn, byteLen: 40 + 512)
         #expect(r.flags.contains(.grh) && r.srcQP == a.qp.qpn, "\(r)")
         #expect(b.mr.read(512, at: 40) == payload, "payload not after the 40-byte GRH")
+        // The GRH of a RoCEv2 datagram between IPv4-mapped GIDs (§15.6): 20 zero bytes, then an
+        // IPv4 header (IHL 5, TOS = traffic class, TTL = hop limit, UDP, the addresses, a valid
+        // checksum); network_hdr_type 3; vlan_id 0xffff; smac = the source GID entry's MAC.
+        let grh = b.mr.read(40, at: 0)
+        #expect(grh[0..<20].allSatisfy { $0 == 0 }, "GRH bytes 0-19 must be zero for an IPv4 datagram: \(grh)")
+        let ip = Array(grh[20..<40])
+        #expect(ip[0] == 0x45 && ip[1] == 0 && ip[8] == 64 && ip[9] == 17, "IPv4 header: \(ip)")
+        #expect(Array(ip[12..<16]) == [10, 0, 0, 1] && Array(ip[16..<20]) == [10, 0, 0, 2], "IPv4 addresses: \(ip)")
+        var sum: UInt32 = 0
+        for i in stride(from: 0, to: 20, by: 2) { sum += UInt32(ip[i]) << 8 | UInt32(ip[i + 1]) }
+        while sum > 0xffff { sum = (sum & 0xffff) + (sum >> 16) }
+        #expect(sum == 0xffff, "IPv4 header checksum does not verify: \(ip)")
+        #expect(r.networkHdrType == 3 && r.vlanID == 0xffff && r.smac == 0 && r.sl == 0 && r.pkeyIndex == 0, "\(r)")
 
         // Q_Key with the high bit set: the sending QP's own Q_Key is used (0x1234, matching).
         try b.postRecv(wrId: 11, offset: 4096, length: 40 + 1024)
@@ -252,6 +312,21 @@ struct VerbsTests {
         expectWC(try a.sendCQ.waitOne(), wrId: 4, status: .success)
         expectWC(try b.recvCQ.waitOne(), wrId: 12, status: .success, byteLen: 140)
 
+        // To a QPN that does not exist, and to a QP that exists but is not ready: the send still
+        // completes (it was handed to the fabric) and the SQ goes on (§15.6).
+        let idle = try Endpoint(vms.b, type: .ud)
+        try idle.qp.modify(idle.qp.initAttributes())
+        try a.qp.postSend(SendWR(wrId: 20, opcode: .send, sges: [a.mr.sge(offset: 0, length: 8)], ah: ah.handle, remoteQPN: 0x12345,
+                                 remoteQKey: 0x1234))
+        try a.qp.postSend(SendWR(wrId: 21, opcode: .send, sges: [a.mr.sge(offset: 0, length: 8)], ah: ah.handle, remoteQPN: idle.qp.qpn,
+                                 remoteQKey: 0x1111_1111))
+        try b.postRecv(wrId: 22, offset: 0, length: 40 + 1024)
+        try send(23, qkey: 0x1234, length: 8)
+        let lost = a.sendCQ.drain(waitingMilliseconds: 200)
+        #expect(lost.map(\.wrId) == [20, 21, 23] && lost.allSatisfy { $0.status == .success }, "\(lost)")
+        let got = b.recvCQ.drain(waitingMilliseconds: 20)
+        #expect(got.map(\.wrId) == [22], "\(got)")
+
         // More than the port MTU (1024 at active_mtu 3): LOC_LEN_ERR at the sender.
         let mtu = 128 << Int(try vms.a.queryPort().active_mtu)
         let big = try a.anotherQP(type: .ud)
@@ -266,7 +341,7 @@ struct VerbsTests {
                                  ah: ah.handle, remoteQPN: b.qp.qpn))
         expectWC(try a.sendCQ.waitOne(), wrId: 6, status: .locQPOpErr)
         try ah.destroy()
-        #expect(try statusOf { try ah.destroy() } == .badHandle)
+        expectStatus(.badHandle, "ah.destroy()") { try ah.destroy() }
         vms.expectAlive()
     }
 
@@ -324,14 +399,17 @@ struct VerbsTests {
         _ = try sink.recvCQ.wait(for: 1)
         #expect(try vms.b.waitForEvent(.srqLimitReached, handle: srq.handle, timeoutMilliseconds: 50) == nil, "a second limit event")
 
+        // A QP of the SRQ moved to ERR: it takes no more SRQ WQEs, and says so.
+        try bqps[2].modify(QPAttributes(state: .error))
+        #expect(try vms.b.waitForEvent(.qpLastWQEReached, handle: bqps[2].qpn) != nil, "no QP_LAST_WQE_REACHED")
         // Resizing is not supported (no SRQ_RESIZE capability): EINVAL, as ibv_modify_srq reports it.
-        #expect(try statusOf { try srq.modify(mask: UInt32(VIRTIO_RDMA_SRQ_MAX_WR), maxWR: 128) } == .invalid)
+        expectStatus(.invalid, "MODIFY_SRQ with SRQ_MAX_WR") { try srq.modify(mask: UInt32(VIRTIO_RDMA_SRQ_MAX_WR), maxWR: 128) }
         // A QP with an SRQ must describe no receive queue.
         var plan = bctx.planQP(pd: bpd, sendCQ: sink.sendCQ, srq: srq)
         plan.request.rq = bctx.planWorkQueue(WorkQueueCaps(depth: 16), send: false).desc
-        #expect(try statusOf { _ = try bctx.createQP(plan) } == .invalid)
+        expectStatus(.invalid, "bctx.createQP(plan)") { _ = try bctx.createQP(plan) }
         // The SRQ is in use: BUSY until its QPs are gone.
-        #expect(try statusOf { try srq.destroy() } == .busy)
+        expectStatus(.busy, "srq.destroy()") { try srq.destroy() }
         for qp in bqps { try qp.destroy() }
         try srq.destroy()
         vms.expectAlive()
@@ -425,7 +503,8 @@ struct VerbsTests {
         #expect(b.recvCQ.isArmed)
         try b.postRecv(wrId: 5)
         try a.send(wrId: 5, length: 8, flags: [.signaled, .solicited])
-        _ = try b.recvCQ.waitOne()
+        let solicited = try b.recvCQ.waitOne()
+        #expect(solicited.flags.contains(.solicited), "SEND_SOLICITED must set WC_F_SOLICITED in the receive CQE: \(solicited)")
         #expect(try dev.waitForEvent(.cqCompletion, handle: b.recvCQ.handle) != nil, "solicited completion did not fire")
         // The requester's CQ, armed, fires for its send completion.
         #expect(try a.sendCQ.wait(for: 5).map(\.wrId) == [1, 2, 3, 4, 5])
@@ -434,6 +513,14 @@ struct VerbsTests {
         try a.send(wrId: 6, length: 8)
         expectWC(try a.sendCQ.waitOne(), wrId: 6, status: .success)
         #expect(try vms.a.waitForEvent(.cqCompletion, handle: a.sendCQ.handle) != nil)
+        _ = try b.recvCQ.wait(for: 1)
+        // Interrupt-mode ping-pong: arm, poll once more, sleep on the event queue, poll.
+        for i in 0..<20 {
+            try b.postRecv(wrId: UInt64(100 + i))
+            try a.send(wrId: UInt64(100 + i), length: 8)
+            expectWC(try b.recvCQ.waitForCompletionEvent(), wrId: UInt64(100 + i), status: .success)
+            expectWC(try a.sendCQ.waitForCompletionEvent(), wrId: UInt64(100 + i), status: .success)
+        }
         vms.expectAlive()
     }
 
@@ -450,6 +537,8 @@ struct VerbsTests {
         #expect(wcs.count == 4 && wcs.map(\.wrId) == [0, 1, 2, 3], "\(wcs)")
         #expect(wcs.allSatisfy { $0.status == .wrFlushErr })
         #expect(!a.recvCQ.sawIndexBeyondDepth)
+        // A CQ in error cannot be resized.
+        expectStatus(.badState, "RESIZE_CQ of an overflowed CQ") { try a.recvCQ.resize(depth: 16) }
         vms.expectAlive()
     }
 
@@ -476,7 +565,7 @@ struct VerbsTests {
         _ = try a.sendCQ.wait(for: 15)
         let until = monotonicMilliseconds() + 2000
         while b.recvCQ.available < 5 && monotonicMilliseconds() < until { usleep(100) }
-        #expect(try statusOf { try b.recvCQ.resize(depth: 4) } == .invalid)
+        expectStatus(.invalid, "b.recvCQ.resize(depth: 4)") { try b.recvCQ.resize(depth: 4) }
         vms.expectAlive()
     }
 
