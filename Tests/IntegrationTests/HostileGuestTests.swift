@@ -218,6 +218,30 @@ struct HostileGuestTests {
         vms.expectAlive()
     }
 
+    @Test("CVE-2018-20125 class: an MR larger than guest RAM, its pages repeated through an indirect list, is refused before the list is read")
+    func mrLargerThanRAM() throws {
+        let vms = try VMs()
+        let d = vms.a
+        let pd = try d.createContext().allocPD()
+        // One valid page, a second-level page naming it 512 times, and a first level naming that
+        // page 4096 times: 2^21 "pages" (8 GiB) from 36 KiB of a 52 MiB guest.
+        let page = d.allocatePages(1)[0]
+        let second = d.allocatePages(1)[0]
+        for i in 0..<512 { _ = d.frontend.memory.store(page, at: second + UInt64(i * 8)) }
+        let first = d.frontend.allocate(4096 * 8, alignment: 4096)
+        for i in 0..<4096 { _ = d.frontend.memory.store(second, at: first + UInt64(i * 8)) }
+        var r = virtio_rdma_cmd_reg_mr()
+        r.pd_handle = pd.handle.littleEndian
+        r.access = Access.localWrite.rawValue.littleEndian
+        r.iova = UInt64(0x1000_0000).littleEndian
+        r.length = UInt64(1 << 33).littleEndian
+        r.pages.gpa = first.littleEndian
+        r.pages.npages = UInt32(1 << 21).littleEndian
+        r.pages.flags = UInt32(VIRTIO_RDMA_PL_INDIRECT).littleEndian
+        expectStatus(.invalid, "REG_MR of 8 GiB in a 52 MiB guest") { _ = try pd.registerMR(r) }
+        vms.expectAlive()
+    }
+
     @Test("page lists and doorbell records outside guest RAM (FAULT) or misaligned (INVALID)")
     func addresses() throws {
         let vms = try VMs()

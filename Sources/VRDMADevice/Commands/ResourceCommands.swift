@@ -128,6 +128,10 @@ extension Engine {
             guard UInt64(UInt32(littleEndian: c.pages.npages)) == spanned else {
                 throw .invalid("\(UInt32(littleEndian: c.pages.npages)) pages given, the range spans \(spanned)")
             }
+            // More pages than the guest has would only repeat pages; refusing it also bounds the
+            // host memory a page list can make the device allocate.
+            let ram = memory.regions.reduce(UInt64(0)) { $0 + $1.region.size }
+            guard spanned * pageSize <= ram else { throw .invalid("MR of \(spanned) pages, guest RAM has \(ram / pageSize)") }
             guard pinnedBytes + spanned * pageSize <= configuration.maxPinnedBytes else {
                 throw .noResources("pinned-memory quota of \(configuration.maxPinnedBytes) bytes")
             }
