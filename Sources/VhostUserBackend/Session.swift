@@ -55,8 +55,16 @@ public final class Session {
     public var replyAckEnabled: Bool { ackedProtocolFeatures.contains(.replyAck) }
     private var logging: Bool { ackedFeatures & VirtioFeature.logAll != 0 }
 
-    /// The memory every running ring sees: guest RAM plus the log while logging is on.
-    private var effectiveMemory: GuestMemory { memory.withLog(logging ? log : nil) }
+    /// The memory every running ring sees: guest RAM plus the log while logging is on. One object
+    /// for all rings until either changes, so a device can tell "changed" by identity.
+    private var effectiveMemory: GuestMemory {
+        let wanted = logging ? log : nil
+        if let e = effective, e.base === memory, e.memory.log === wanted { return e.memory }
+        let fresh = memory.withLog(wanted)
+        effective = (memory, fresh)
+        return fresh
+    }
+    private var effective: (base: GuestMemory, memory: GuestMemory)?
 
     public func ringState(_ index: Int) -> String { rings[index].state.rawValue }
 

@@ -100,10 +100,31 @@ public final class GuestMemory: Sendable {
 
     public static let empty = GuestMemory(sorted: [], log: nil)
 
+    /// The lookup copy of `regions`: plain values in memory owned here, so the data path's address
+    /// checks retain nothing (the table outlives every lookup made through it).
+    // nonisolated(unsafe): written once in init, read-only after, freed in deinit.
+    nonisolated(unsafe) private let spans: UnsafeMutableBufferPointer<Span>
+
+    /// One region as the lookups need it.
+    public struct Span: @unchecked Sendable {
+        public let start: UInt64
+        public let end: UInt64
+        public let base: UnsafeMutableRawPointer
+    }
+
     private init(sorted: [MappedGuestRegion], log: DirtyLog?) {
         regions = sorted
         self.log = log
+        spans = Self.spans(of: sorted)
     }
+
+    private static func spans(of sorted: [MappedGuestRegion]) -> UnsafeMutableBufferPointer<Span> {
+        let spans = UnsafeMutableBufferPointer<Span>.allocate(capacity: sorted.count)
+        for (i, r) in sorted.enumerated() { (spans.baseAddress! + i).initialize(to: Span(start: r.start, end: r.end, base: r.base)) }
+        return spans
+    }
+
+    deinit { spans.deallocate() }
 
     public init(regions: [MappedGuestRegion], log: DirtyLog? = nil) throws(GuestMemoryError) {
         guard regions.count <= Self.maxRegions else { throw .tooManyRegions(regions.count) }
@@ -118,6 +139,7 @@ public final class GuestMemory: Sendable {
         }
         self.regions = byGPA
         self.log = log
+        spans = Self.spans(of: byGPA)
     }
 
     public func adding(_ region: MappedGuestRegion) throws(GuestMemoryError) -> GuestMemory {
@@ -135,26 +157,37 @@ public final class GuestMemory: Sendable {
         return GuestMemory(sorted: rest, log: log)
     }
 
-    public func withLog(_ log: DirtyLog?) -> GuestMemory { GuestMemory(sorted: regions, log: log) }
+    /// Self when the log is already this one: every ring of a session must share one table, or a
+    /// device serving several rings would see the memory change at every ring and remap.
+    public func withLog(_ log: DirtyLog?) -> GuestMemory {
+        log === self.log ? self : GuestMemory(sorted: regions, log: log)
+    }
 
+    /// The mapped region holding `gpa` (for the control plane; the data path uses `span`).
     public func region(containing gpa: UInt64) -> MappedGuestRegion? {
+        regions.first { $0.start <= gpa && gpa < $0.end }
+    }
+
+    /// The region holding `gpa`, as a span valid while this table lives.
+    @inline(__always)
+    public func span(containing gpa: UInt64) -> Span? {
         // Last region whose start is <= gpa.
-        var lo = 0, hi = regions.count
+        var lo = 0, hi = spans.count
         while lo < hi {
             let mid = (lo + hi) / 2
-            if regions[mid].start <= gpa { lo = mid + 1 } else { hi = mid }
+            if spans[mid].start <= gpa { lo = mid + 1 } else { hi = mid }
         }
         guard lo > 0 else { return nil }
-        let r = regions[lo - 1]
+        let r = spans[lo - 1]
         return gpa < r.end ? r : nil
     }
 
     /// Host pointer for [gpa, gpa+length) when it lies inside ONE region. length 0 → pointer if gpa is inside a region.
     public func hostPointer(gpa: UInt64, length: UInt64) -> UnsafeMutableRawPointer? {
-        guard let r = region(containing: gpa) else { return nil }
+        guard let r = span(containing: gpa) else { return nil }
         let offset = gpa - r.start
         // Written as a subtraction so that gpa + length cannot wrap.
-        guard length <= r.region.size - offset else { return nil }
+        guard length <= r.end - r.start - offset else { return nil }
         return r.base + Int(offset)
     }
 
@@ -211,7 +244,7 @@ public final class GuestMemory: Sendable {
         while done < count {
             // gpa + done cannot wrap: each piece ends at a region end, which is <= UInt64.max.
             let (cur, o) = gpa.addingReportingOverflow(UInt64(done))
-            guard !o, let r = region(containing: cur) else { return false }
+            guard !o, let r = span(containing: cur) else { return false }
             let n = Int(min(UInt64(count - done), r.end - cur))
             body(r.base + Int(cur - r.start), done, n)
             done += n

@@ -36,8 +36,9 @@ struct InflightWork {
     var rkey: UInt32 = 0
     var compareAdd: UInt64 = 0
     var swap: UInt64 = 0
-    /// UD: where the datagram goes.
-    var ah: AddressHandle?
+    /// UD: where the datagram goes, copied from the AH when the WQE was fetched (the work stays
+    /// plain data, so the window copies it without reference counting).
+    var av = virtio_rdma_av()
     var remoteQPN: UInt32 = 0
     var remoteQKey: UInt32 = 0
 

@@ -139,7 +139,7 @@ extension Engine {
                 return UInt8(VIRTIO_RDMA_WC_LOC_QP_OP_ERR)
             }
             guard w.length <= 1 << (UInt32(activeMTU) + 7) else { return UInt8(VIRTIO_RDMA_WC_LOC_LEN_ERR) }
-            w.ah = ah
+            w.av = ah.av
             if w.remoteQKey & 0x8000_0000 != 0 { w.remoteQKey = qp.attributes.qkey }
         }
         return UInt8(VIRTIO_RDMA_WC_SUCCESS)
@@ -164,7 +164,7 @@ extension Engine {
             let destination: Engine?
             let qpn: UInt32
             if qp.type == .unreliableDatagram {
-                destination = fabric.resolve(GID(bytes: w.ah!.av.dgid))
+                destination = fabric.resolve(GID(bytes: w.av.dgid))
                 qpn = w.remoteQPN
             } else {
                 destination = routeOf(qp)

@@ -317,7 +317,7 @@ extension Engine {
         let requester = packet.requester
         var source = SegmentCursor(requester.segments(of: UInt32(bitPattern: packet.slot)), count: Int(w.segmentCount),
                                    memory: requester.engine.memory)
-        let av = w.ah!.av
+        let av = w.av
         let sgidIndex = Int(av.sgid_index)
         let sgid = requester.engine.gids.indices.contains(sgidIndex) ? requester.engine.gids[sgidIndex] : nil
         let dgid = GID(bytes: av.dgid)

@@ -46,8 +46,8 @@ final class MemoryRegion {
     func isGuestRAM(_ address: UInt64, _ count: UInt64, memory: GuestMemory) -> Bool {
         var done: UInt64 = 0
         while done < count {
-            guard let r = memory.region(containing: address + done) else { return false }
-            done = r.region.guestPhysicalAddress + r.region.size - address
+            guard let r = memory.span(containing: address + done) else { return false }
+            done = r.end - address
         }
         return true
     }
