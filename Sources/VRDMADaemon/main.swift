@@ -47,8 +47,11 @@ struct VhostUserRDMA: ParsableCommand {
     @Option(name: .customLong("node-guid"), help: "Node GUID of the first device, hex; later devices count up from it.")
     var nodeGUID: String = "5652444d41000001"
 
-    @Option(help: "MAC of the guest's paired virtio-net NIC (aa:bb:cc:dd:ee:ff), for RoCE GIDs.")
-    var mac: String = "00:00:00:00:00:00"
+    @Option(name: .customLong("mac"), help: ArgumentHelp(
+        "MAC of the guest's paired virtio-net NIC, for RoCE GIDs; repeat for several devices: the n-th "
+            + "goes with the n-th device (--socket-path ones first, then --fd). Devices without one report none.",
+        valueName: "aa:bb:cc:dd:ee:ff"))
+    var macs: [String] = []
 
     @Option(name: .customLong("doorbell-queues"), help: "Doorbell virtqueues each device accepts.")
     var doorbellQueues: Int = 62
@@ -72,7 +75,10 @@ struct VhostUserRDMA: ParsableCommand {
         }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level '\(logLevel)'") }
         guard parseGUID(nodeGUID) != nil else { throw ValidationError("--node-guid must be hexadecimal (0x optional)") }
-        guard parseMAC(mac) != nil else { throw ValidationError("--mac must look like aa:bb:cc:dd:ee:ff") }
+        for mac in macs where parseMAC(mac) == nil { throw ValidationError("--mac '\(mac)' must look like aa:bb:cc:dd:ee:ff") }
+        guard macs.count <= socketPaths.count + descriptors.count else {
+            throw ValidationError("\(macs.count) --mac for \(socketPaths.count + descriptors.count) devices")
+        }
         if let workers, workers < 1 || workers > 64 { throw ValidationError("--workers must be 1...64") }
     }
 
@@ -101,7 +107,8 @@ struct VhostUserRDMA: ParsableCommand {
             let fabric = SoftwareFabric()
             var index = 0
             func nextDevice() throws -> VRDMADevice {
-                var c = DeviceConfiguration(nodeGUID: guid, mac: parseMAC(mac)!)
+                let mac = index < macs.count ? parseMAC(macs[index])! : parseMAC("00:00:00:00:00:00")!
+                var c = DeviceConfiguration(nodeGUID: guid, mac: mac)
                 c.doorbellQueues = doorbellQueues
                 c.maxQueueSize = queueSize
                 c.maxQP = maxQP; c.maxCQ = maxCQ; c.maxMR = maxMR; c.maxPD = maxPD; c.maxSRQ = maxSRQ; c.maxAH = maxAH

@@ -35,6 +35,7 @@ struct DaemonCommandLineTests {
     @Test("usage errors exit with 64 and say what is wrong", arguments: [
         ([], "socket-path"), (["--socket-path", "/tmp/x", "--node-guid", "zz"], "hexadecimal"),
         (["--socket-path", "/tmp/x", "--node-guid", "0"], "must not be zero"), (["--socket-path", "/tmp/x", "--mac", "1:2"], "aa:bb"),
+        (["--socket-path", "/tmp/x", "--mac", "02:00:00:00:00:01", "--mac", "02:00:00:00:00:02"], "2 --mac for 1 devices"),
         (["--socket-path", "/tmp/x", "--queue-size", "1000"], "power of two"), (["--socket-path", "/tmp/x", "--bogus"], "bogus"),
     ])
     func usageErrors(args: [String], message: String) throws {
@@ -58,6 +59,18 @@ struct DaemonCommandLineTests {
         let driver = try ModelDriver(frontend: try TestFrontend(path: daemon.socketPaths[0]))
         try driver.bringUp()
         #expect(UInt64(littleEndian: try driver.queryDevice().node_guid) == 0x1234abcd)
+        #expect(daemon.terminate() == 0)
+    }
+
+    @Test("each device gets its own --mac, in order; a device without one reports none")
+    func macPerDevice() throws {
+        let daemon = try DaemonProcess(devices: 3, extraArguments: ["--mac", "52:54:00:76:72:01", "--mac", "52:54:00:76:72:02"])
+        var seen: [[UInt8]] = []
+        for path in daemon.socketPaths {
+            let device = try VerbsDevice(socketPath: path)
+            seen.append(withUnsafeBytes(of: device.config.mac) { Array($0) })
+        }
+        #expect(seen == [[0x52, 0x54, 0, 0x76, 0x72, 1], [0x52, 0x54, 0, 0x76, 0x72, 2], [0, 0, 0, 0, 0, 0]])
         #expect(daemon.terminate() == 0)
     }
 
