@@ -334,6 +334,12 @@ struct virtio_rdma_recv_wqe {
 #define VIRTIO_RDMA_WC_F_WITH_IMM	(1u << 1)
 #define VIRTIO_RDMA_WC_F_SOLICITED	(1u << 8)	/* device-private: solicited event bit */
 
+/* How a UD datagram travelled (virtio_rdma_cqe.network_hdr_type), which says how to read the
+ * 40-byte GRH area. Not the rdma_network_type values: 0 stays "not UD / unknown". */
+#define VIRTIO_RDMA_NETWORK_ROCE_V1	2	/* a GRH */
+#define VIRTIO_RDMA_NETWORK_IPV4	3	/* RoCE v2: 20 zero bytes, then the IPv4 header */
+#define VIRTIO_RDMA_NETWORK_IPV6	4	/* RoCE v2: the IPv6 header */
+
 struct virtio_rdma_cqe {
 	__le64 wr_id;			/* W the work request's wr_id */
 	__u8   status;			/* W VIRTIO_RDMA_WC_* status */
@@ -346,7 +352,7 @@ struct virtio_rdma_cqe {
 	__le32 src_qp;			/* W UD: the sender's QP */
 	__le16 pkey_index;		/* W */
 	__u8   sl;			/* W */
-	__u8   network_hdr_type;	/* W UD: 2 = RoCEv1, 3 = RoCEv2 IPv4, 4 = RoCEv2 IPv6 */
+	__u8   network_hdr_type;	/* W UD: VIRTIO_RDMA_NETWORK_* */
 	__u8   smac[6];			/* W UD: the sender's MAC */
 	__le16 vlan_id;			/* W UD: 0xffff if none */
 	__le32 reserved[5];		/* W zero */

@@ -120,10 +120,13 @@ class Guest:
     def __init__(self, tb, index, name, ip=None, script=None, files=None,
                  params=None, rdma=False, rdma_props="", memory="512M",
                  cpus=1, qemu_args=(), socket=None, reboot=False, disk=None,
-                 kernel_args=()):
+                 kernel_args=(), overlays=()):
         self.tb, self.index, self.name = tb, index, name
         self.ip, self.script = ip, script
         self.files = dict(files or {})
+        # Whole trees (directories, packed as they are, symlinks kept) or ready
+        # .cpio.gz archives, laid over the base image before `files`.
+        self.overlays = list(overlays)
         self.params = dict(params or {})
         self.rdma, self.rdma_props = rdma, rdma_props
         self.memory, self.cpus, self.qemu_args = memory, cpus, list(qemu_args)
@@ -156,6 +159,13 @@ class Guest:
         initrd = os.path.join(self.dir, "initrd.cpio.gz")
         with open(os.path.join(self.tb.guest_dir, "initramfs.cpio.gz"), "rb") as f:
             base = f.read()
+        for i, tree in enumerate(self.overlays):
+            if os.path.isdir(tree):
+                packed = os.path.join(self.dir, "overlay-%d.cpio.gz" % i)
+                subprocess.run([os.path.join(HERE, "mkoverlay.sh"), tree, packed], check=True)
+                tree = packed
+            with open(tree, "rb") as f:
+                base += f.read()
         if files:
             ov = os.path.join(self.dir, "overlay.cpio.gz")
             subprocess.run([os.path.join(HERE, "mkoverlay.sh"), stage, ov], check=True)
@@ -508,6 +518,7 @@ def load_scenario(path, tb_kwargs):
         if "script" in spec:
             spec["script"] = rel(spec["script"])
         spec["files"] = {d: rel(s) for d, s in spec.get("files", {}).items()}
+        spec["overlays"] = [rel(o) for o in spec.get("overlays", [])]
         tb.add_guest(spec.pop("name"), **spec)
     return tb
 

@@ -326,7 +326,7 @@ extension Engine {
         if let source = sgid?.ipv4, let destination = dgid.ipv4 {
             writeIPv4Header(into: &grh, source: source, destination: destination, tos: av.traffic_class,
                             ttl: av.hop_limit, payload: w.length)
-            networkType = 3
+            networkType = UInt8(VIRTIO_RDMA_NETWORK_IPV4)
         } else {
             // The GRH a RoCE receiver finds in the first 40 bytes: IPv6-shaped, both GIDs.
             grh[0] = 0x60
@@ -336,7 +336,7 @@ extension Engine {
             grh[7] = av.hop_limit
             if let sgid { grh.replaceSubrange(8..<24, with: sgid.bytes) }
             grh.replaceSubrange(24..<40, with: dgid.bytes)
-            networkType = 4
+            networkType = UInt8(VIRTIO_RDMA_NETWORK_IPV6)
         }
         let (wrID, status, received) = grh.withUnsafeMutableBytes {
             landInReceiveBuffer(qp, rq: rq, source: &source, length: Int(w.length), prefix: $0)
