@@ -36,7 +36,9 @@
 #define VCAP_OFFSET		8	/* le32 */
 #define VCAP_LENGTH		12	/* le32 */
 #define VIRTIO_PCI_CAP_COMMON_CFG 1
+#define VIRTIO_PCI_CAP_NOTIFY_CFG 2
 #define VIRTIO_PCI_CAP_DEVICE_CFG 4
+#define VCAP_NOTIFY_MULTIPLIER	16	/* le32, notify capability only */
 
 #define COMMON_NUM_QUEUES	0x12	/* le16 in struct virtio_pci_common_cfg */
 
@@ -84,11 +86,15 @@ int main(int argc, char **argv)
 	if (!(le(cfg + PCI_STATUS, 2) & PCI_STATUS_CAP_LIST)) { fprintf(stderr, "virtio-probe: no capability list\n"); return 1; }
 
 	struct region common = {0}, device = {0};
+	long notify_multiplier = -1;
 	int hops = 0;
 	/* Each capability: [0] id, [1] next; the low two bits of pointers are reserved. */
 	for (unsigned p = cfg[PCI_CAPABILITY_LIST] & ~3u; p && p + 16 <= sizeof cfg && hops < 48;
 	     p = cfg[p + 1] & ~3u, hops++) {
 		if (cfg[p] != PCI_CAP_ID_VNDR) continue;
+		if (cfg[p + VCAP_CFG_TYPE] == VIRTIO_PCI_CAP_NOTIFY_CFG && notify_multiplier < 0 &&
+		    p + 20 <= sizeof cfg)
+			notify_multiplier = le(cfg + p + VCAP_NOTIFY_MULTIPLIER, 4);
 		struct region *r = cfg[p + VCAP_CFG_TYPE] == VIRTIO_PCI_CAP_COMMON_CFG ? &common :
 				   cfg[p + VCAP_CFG_TYPE] == VIRTIO_PCI_CAP_DEVICE_CFG ? &device : NULL;
 		if (!r || r->found) continue;	/* the spec says: use the first of each type */
@@ -100,6 +106,7 @@ int main(int argc, char **argv)
 	if (!common.found || !device.found) { fprintf(stderr, "virtio-probe: missing COMMON_CFG or DEVICE_CFG capability\n"); return 1; }
 	printf("common_cfg=bar:%d,offset:0x%x,length:0x%x\n", common.bar, common.offset, common.length);
 	printf("device_cfg=bar:%d,offset:0x%x,length:0x%x\n", device.bar, device.offset, device.length);
+	printf("notify_off_multiplier=%ld\n", notify_multiplier);
 
 	void *base; size_t len;
 	volatile uint8_t *cc = map_region(bdf, &common, &base, &len);

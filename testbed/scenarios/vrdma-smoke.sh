@@ -54,6 +54,8 @@ vrdma_check "config-phys-port-cnt-1$tag" [ "$(le 4 4)" = 00000001 ]
 vrdma_check "config-node-guid$tag" [ "$(le 8 8)" = "$(echo "$VRDMA_GUID" | tr A-F a-f)" ]
 vrdma_check "config-mac$tag" [ "$mac" = "$(echo "$VRDMA_MAC" | tr A-F a-f)" ]
 vrdma_check "config-port-active$tag" [ "$(le 94 1)" = 04 ]
+# page-per-vq is on by default: every doorbell queue's notify address has its own page.
+vrdma_check "notify-page-per-queue$tag" [ "$(echo "$out" | sed -n 's/^notify_off_multiplier=//p')" = 4096 ]
 
 if [ "$tag" = -boot1 ]; then
     printf vrdma-rebooted | dd of=/dev/vda conv=notrunc,fsync 2>/dev/null
