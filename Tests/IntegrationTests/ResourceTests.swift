@@ -163,6 +163,36 @@ struct ResourceTests {
         vms.expectAlive()
     }
 
+    @Test("a GID in two entries (RoCE v1 and v2, as Linux adds them) routes until both are deleted")
+    func gidInTwoEntries() throws {
+        let vms = try VMs()
+        let shared = vmGID(20)
+        try vms.b.addGID(index: 3, gid: shared, type: UInt32(VIRTIO_RDMA_GID_ROCE_V1))
+        try vms.b.addGID(index: 4, gid: shared)
+        try vms.b.delGID(index: 3)
+        var p = RCParameters()
+        p.timeout = 8
+        p.retryCount = 1
+        func attempt(_ wrId: UInt64) throws -> VRDMATestSupport.Completion {
+            let c = try Endpoint(vms.devices[0]), d = try Endpoint(vms.devices[1])
+            var rtrC = c.qp.rtrAttributes(remote: d.qp, p)
+            rtrC.av = AddressVector(dgid: shared, sgidIndex: 1)
+            try c.qp.modify(c.qp.initAttributes())
+            try c.qp.modify(rtrC)
+            try c.qp.modify(c.qp.rtsAttributes(p))
+            try d.qp.modify(d.qp.initAttributes())
+            try d.qp.modify(d.qp.rtrAttributes(remote: c.qp, p))
+            try d.qp.modify(d.qp.rtsAttributes(p))
+            try d.postRecv(wrId: wrId)
+            try c.send(wrId: wrId, length: 16)
+            return try c.sendCQ.waitOne()
+        }
+        expectWC(try attempt(1), wrId: 1, status: .success)
+        try vms.b.delGID(index: 4)
+        expectWC(try attempt(2), wrId: 2, status: .retryExcErr)
+        vms.expectAlive()
+    }
+
     @Test("GID table: a GID another device answers to is BUSY; an all-zero GID is INVALID; DEL_GID of an empty entry succeeds")
     func gidTable() throws {
         let vms = try VMs()

@@ -557,9 +557,10 @@ extension Engine {
         guard type <= UInt32(VIRTIO_RDMA_GID_ROCE_V2) else { throw .invalid("GID type \(type)") }
         let gid = GID(bytes: c.gid)
         guard !gid.isZero else { throw .invalid("the zero GID") }
-        if let old = gids[index], old != gid { fabric.remove(old, engine: self) }
         try fabric.add(gid, engine: self)
+        let old = gids[index]
         gids[index] = gid
+        if let old, old != gid { releaseRoute(old) }
         gidMACs[index] = withUnsafeBytes(of: c.mac) { Array($0) }
         return []
     }
@@ -570,8 +571,14 @@ extension Engine {
         let index = Int(UInt32(littleEndian: c.index))
         guard index < Self.gidTableLength else { throw .invalid("GID index \(index)") }
         guard let gid = gids[index] else { return [] }  // already empty: nothing to do
-        fabric.remove(gid, engine: self)
         gids[index] = nil
+        releaseRoute(gid)
         return []
+    }
+
+    /// Stops routing `gid` here unless another entry still holds it (a RoCE v1 and a v2 entry
+    /// share each address, and Linux adds and deletes them one by one).
+    private func releaseRoute(_ gid: GID) {
+        if !gids.contains(gid) { fabric.remove(gid, engine: self) }
     }
 }
