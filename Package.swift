@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "vhost-user-rdma", targets: ["VRDMADaemon"]),
         .executable(name: "vrdma-demo", targets: ["VRDMADemo"]),
+        .executable(name: "vrdma-libvirt-hook", targets: ["VRDMALibvirtHook"]),
         .library(name: "VhostUser", targets: ["VhostUser"]),
         .library(name: "VhostUserBackend", targets: ["VhostUserBackend"]),
         .library(name: "VirtQueue", targets: ["VirtQueue"]),
@@ -50,6 +51,12 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strict),
+        // libvirt integration (docs/libvirt.md): the hook's library (domain XML, metadata, rtnetlink
+        // VF settings, sysfs rebinds, back-end supervision) and its executable. CRouteNetlink is the
+        // kernel's rtnetlink UAPI headers, which Glibc's module does not include.
+        .target(name: "CRouteNetlink"),
+        .target(name: "LibvirtHook", dependencies: ["CRouteNetlink", "LinuxSystem"], swiftSettings: strict),
+        .executableTarget(name: "VRDMALibvirtHook", dependencies: ["LibvirtHook"], swiftSettings: strict),
         // Test doubles: the in-process front-end (a QEMU stand-in). Tests, fuzzing and benchmarks only.
         .target(
             name: "VRDMATestSupport",
@@ -76,6 +83,9 @@ let package = Package(
             name: "VRDMADeviceTests",
             dependencies: ["VRDMADevice", "CVRDMAABI", .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
+        // Fixtures/ is read from the source tree (#filePath), not bundled.
+        .testTarget(name: "LibvirtHookTests", dependencies: ["LibvirtHook", "CRouteNetlink", "LinuxSystem"],
+                    exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["VRDMATestSupport", "CVRDMAABI", "VhostUser", "VirtQueue", "LinuxSystem"],

@@ -38,6 +38,21 @@ for target in message descriptor-chain; do
     fi
 done
 
+# The libvirt hook under a real libvirtd: defines and starts a TCG domain with the vRDMA device,
+# destroys it (installs libvirt-daemon-system if missing; cleans up after itself).
+if [ -x testbed/libvirt-test.sh ]; then
+    testbed/libvirt-test.sh "$bin" 2>&1 | tee "$out/libvirt.log"
+    rc=${PIPESTATUS[0]}
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/libvirt.log" | tail -1)
+    if [ -n "$line" ]; then
+        f=$(echo "$line" | cut -d' ' -f3)
+        [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+        stage "libvirt hook" "$(echo "$line" | cut -d' ' -f1)" "$f"
+    else
+        stage "libvirt hook" 0 1
+    fi
+fi
+
 if [ -x testbed/e2e.sh ]; then
     testbed/e2e.sh "$bin" 2>&1 | tee "$out/e2e.log"
     rc=${PIPESTATUS[0]}
