@@ -48,11 +48,13 @@ results=${VRDMA_RESULTS:-${TMPDIR:-/tmp}/vrdma-results/e2e-$(date +%Y%m%d-%H%M%S
 mkdir -p "$results"
 
 # ---- scenarios (each ends with run.py's "N passed, M failed (...)" line) --------
-names=(rxe-pingpong vrdma-smoke libvirt-netdevsim)
+names=(rxe-pingpong vrdma-smoke vrdma-kernel vrdma-kernel-disconnect libvirt-netdevsim)
 scenario() {  # scenario NAME: run it
     case $1 in
     rxe-pingpong) "$here/run.py" "$here/scenarios/rxe-pingpong.json" --results "$results/$1" ;;
     vrdma-smoke)  "$here/scenarios/vrdma-smoke.py" --daemon-bin "$daemon" --results "$results/$1" ;;
+    vrdma-kernel) "$here/scenarios/vrdma-kernel.py" --daemon-bin "$daemon" --results "$results/$1" ;;
+    vrdma-kernel-disconnect) "$here/scenarios/vrdma-kernel-disconnect.py" --daemon-bin "$daemon" --results "$results/$1" ;;
     libvirt-netdevsim) "$here/scenarios/libvirt-netdevsim.py" --results "$results/$1" ;;
     esac
 }
@@ -76,7 +78,7 @@ for name in "${names[@]}"; do
         f=1; note=" (rc=$rc)"
     fi
     passed=$((passed + p)); failed=$((failed + f))
-    summary+=("$(printf '  %-18s %3d passed, %d failed  %5s%s' "$name" "$p" "$f" "$(elapsed $t)" "$note")")
+    summary+=("$(printf '  %-24s %3d passed, %d failed  %5s%s' "$name" "$p" "$f" "$(elapsed $t)" "$note")")
 done
 
 echo "==== e2e summary (results in $results)"
