@@ -451,9 +451,13 @@ struct virtio_rdma_wq_desc {
 	struct virtio_rdma_page_list ring; /* R depth << wqe_shift bytes */
 };
 
-/* QP types: the ib_qp_type values. */
+/* QP types: the ib_qp_type values. GSI is QP1, the kernel's (context 0) datagram QP for
+ * management datagrams (connection management on RoCE); at most one per device, always QPN 1. */
+#define VIRTIO_RDMA_QPT_GSI		1
 #define VIRTIO_RDMA_QPT_RC		2
 #define VIRTIO_RDMA_QPT_UD		4
+#define VIRTIO_RDMA_GSI_QPN		1
+#define VIRTIO_RDMA_GSI_QKEY		0x80010000u	/* the Q_Key of every GSI QP */
 
 /* CREATE_QP. With an SRQ the receive queue is unused (its desc must be zero). */
 struct virtio_rdma_cmd_create_qp {

@@ -174,8 +174,8 @@ final class ControlQueue: QueueHandler {
 
     private func queryPort() -> [UInt8] {
         var r = virtio_rdma_rsp_query_port()
-        // No CM_SUP: this version has no GSI QP (QP1) for connection management MADs.
-        r.port_cap_flags = VIRTIO_RDMA_PORT_CAP_IP_BASED_GIDS.littleEndian
+        // CM_SUP: connection management MADs travel on the GSI QP (QP1).
+        r.port_cap_flags = (VIRTIO_RDMA_PORT_CAP_IP_BASED_GIDS | VIRTIO_RDMA_PORT_CAP_CM_SUP).littleEndian
         r.max_msg_sz = UInt32(1 << 31).littleEndian
         r.gid_tbl_len = UInt32(16).littleEndian
         r.pkey_tbl_len = UInt16(1).littleEndian

@@ -30,7 +30,7 @@ extension QueuePair {
         var a = QPAttributes(state: .initialized)
         a.pkeyIndex = 0
         a.port = 1
-        if type == .ud { a.qkey = qkey } else { a.accessFlags = access }
+        if type == .rc { a.accessFlags = access } else { a.qkey = qkey }
         return a
     }
 

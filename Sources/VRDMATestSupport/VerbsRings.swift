@@ -586,7 +586,8 @@ extension VerbsContext {
         let rsp = decode(virtio_rdma_rsp_create_qp.self, from: body)
         let qpn = UInt32(littleEndian: rsp.qpn)
         let queue = Int(UInt32(littleEndian: rsp.doorbell_queue))
-        guard qpn > 1, qpn <= 0xff_ffff else { throw .protocolViolation("CREATE_QP answered QPN \(qpn)") }
+        let valid = plan.request.qp_type == UInt8(VIRTIO_RDMA_QPT_GSI) ? qpn == UInt32(VIRTIO_RDMA_GSI_QPN) : qpn > 1 && qpn <= 0xff_ffff
+        guard valid else { throw .protocolViolation("CREATE_QP answered QPN \(qpn) for QP type \(plan.request.qp_type)") }
         guard device.hasQueue(queue) else {
             throw .protocolViolation("CREATE_QP named doorbell queue \(queue); the driver set up queues 0..<\(device.driver.queueCount)")
         }

@@ -202,7 +202,9 @@ public struct QPType: RawRepresentable, Hashable, Sendable, CustomStringConverti
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     public static let rc = QPType(rawValue: UInt8(VIRTIO_RDMA_QPT_RC))
     public static let ud = QPType(rawValue: UInt8(VIRTIO_RDMA_QPT_UD))
-    public var description: String { self == .rc ? "RC" : self == .ud ? "UD" : "qp type \(rawValue)" }
+    /// QP1, kernel context only.
+    public static let gsi = QPType(rawValue: UInt8(VIRTIO_RDMA_QPT_GSI))
+    public var description: String { self == .rc ? "RC" : self == .ud ? "UD" : self == .gsi ? "GSI" : "qp type \(rawValue)" }
 }
 
 /// Memory and QP access flags (VIRTIO_RDMA_ACCESS_*).

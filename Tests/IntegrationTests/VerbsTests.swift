@@ -258,6 +258,41 @@ struct VerbsTests {
         vms.expectAlive()
     }
 
+    @Test("GSI (QP1): the kernel's, one per device, always QPN 1; datagrams to QPN 1 reach it")
+    func generalServicesQP() throws {
+        let vms = try VMs()
+        let kernelB = vms.b.context(handle: 0)
+        let gsi = try Endpoint(vms.b, type: .gsi, ctx: kernelB)
+        #expect(gsi.qp.qpn == UInt32(VIRTIO_RDMA_GSI_QPN))
+        let pd = try kernelB.allocPD(), cq = try kernelB.createCQ(depth: 16)
+        let caps = WorkQueueCaps(depth: 16, maxSGE: 1)
+        expectStatus(.busy, "a second GSI QP") {
+            _ = try kernelB.createQP(pd: pd, sendCQ: cq, recvCQ: cq, type: .gsi, sq: caps, rq: caps, srq: nil, sqSigAll: false)
+        }
+        let user = try vms.b.createContext()
+        let userPD = try user.allocPD(), userCQ = try user.createCQ(depth: 16)
+        expectStatus(.invalid, "a GSI QP in a user context") {
+            _ = try user.createQP(pd: userPD, sendCQ: userCQ, recvCQ: userCQ, type: .gsi, sq: caps, rq: caps, srq: nil, sqSigAll: false)
+        }
+        try gsi.qp.bringUpUD(qkey: VIRTIO_RDMA_GSI_QKEY)
+        // As Linux's MAD layer sends: from A's QP1, Q_Key "use the QP's own" (a controlled Q_Key
+        // with the high bit set cannot be named in a work request).
+        let a = try Endpoint(vms.a, type: .gsi, ctx: vms.a.context(handle: 0))
+        try a.qp.bringUpUD(qkey: VIRTIO_RDMA_GSI_QKEY)
+        let ah = try a.pd.createAH(to: gsi.qp)
+        let payload = pattern(256, seed: 9)
+        a.mr.write(payload, at: 0)
+        try gsi.postRecv(wrId: 7, offset: 0, length: 40 + 256)
+        try a.qp.postSend(SendWR(wrId: 1, opcode: .send, sges: [a.mr.sge(offset: 0, length: 256)], ah: ah.handle,
+                                 remoteQPN: UInt32(VIRTIO_RDMA_GSI_QPN), remoteQKey: 0x8000_0000))
+        expectWC(try a.sendCQ.waitOne(), wrId: 1, status: .success)
+        let r = try gsi.recvCQ.waitOne()
+        expectWC(r, wrId: 7, status: .success, opcode: .recv, qpn: UInt32(VIRTIO_RDMA_GSI_QPN), byteLen: 40 + 256)
+        #expect(r.srcQP == a.qp.qpn && r.flags.contains(.grh), "\(r)")
+        #expect(gsi.mr.read(256, at: 40) == payload)
+        vms.expectAlive()
+    }
+
     @Test("UD: address handles, 40-byte GRH, src_qp, Q_Key rules, MTU limit, no RDMA")
     func unreliableDatagram() throws {
         let vms = try VMs()

@@ -253,7 +253,15 @@ extension Engine {
         try checkOwner(sendCQ.context, context: context, "CQ", sendCQ.handle)
         try checkOwner(recvCQ.context, context: context, "CQ", recvCQ.handle)
         if let srq { try checkOwner(srq.context, context: context, "SRQ", srqHandle) }
-        let qpn = try qps.reserve()
+        let qpn: UInt32
+        if type == .generalServices {
+            // QP1 belongs to the guest kernel's management layer, never to a process.
+            guard context == 0 else { throw .invalid("a GSI QP belongs to the kernel context") }
+            guard qps.get(UInt32(VIRTIO_RDMA_GSI_QPN)) == nil else { throw .busy("the GSI QP exists") }
+            qpn = UInt32(VIRTIO_RDMA_GSI_QPN)
+        } else {
+            qpn = try qps.reserve()
+        }
         let (sq, sqDoorbell, sqSGE, sqInline) = try makeWorkQueue(c.sq, maxDepth: configuration.maxQPWorkRequests,
                                                                  header: Engine.wqeHeaderSize, inlineAllowed: true)
         var receive: ReceiveQueue?
@@ -267,7 +275,7 @@ extension Engine {
         let qp = QueuePair(qpn: qpn, type: type, context: context, pd: pd, sendCQ: sendCQ, recvCQ: recvCQ, srq: srq,
                            ownReceive: receive, sq: sq, sqDoorbell: sqDoorbell, sqMaxSGE: sqSGE, sqMaxInline: sqInline,
                            signalAll: c.sq_sig_all == 1, engine: self)
-        qps.insert(qpn, qp)
+        if type == .generalServices { try qps.insertFixed(qpn, qp) } else { qps.insert(qpn, qp) }
         activeQPs.append(qp)
         pd.users += 1
         sendCQ.users += 1

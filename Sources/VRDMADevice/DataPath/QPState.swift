@@ -25,8 +25,20 @@ enum QPState: UInt8, CustomStringConvertible, CaseIterable, Sendable {
 }
 
 enum QPType: UInt8, CustomStringConvertible, Sendable {
+    /// QP1: a datagram QP with a fixed number, for management datagrams (RoCE connection setup).
+    case generalServices = 1
     case reliableConnected = 2, unreliableDatagram = 4
-    var description: String { self == .reliableConnected ? "RC" : "UD" }
+
+    var description: String {
+        switch self {
+        case .generalServices: "GSI"
+        case .reliableConnected: "RC"
+        case .unreliableDatagram: "UD"
+        }
+    }
+
+    /// UD and GSI: no connection, no acknowledgements, one MTU per message, a GRH on receive.
+    var isDatagram: Bool { self != .reliableConnected }
 }
 
 enum QPTransitions {
@@ -61,6 +73,8 @@ enum QPTransitions {
         case (_, .reset), (_, .error):
             return Rule(required: 0, optional: 0)
         case (.reset, .initialized):
+            // QP1 is bound to its port from birth: the IBTA lists no PORT attribute for it.
+            if type == .generalServices { return Rule(required: pkey | qkey, optional: port) }
             return Rule(required: pkey | port | (rc ? access : qkey), optional: 0)
         case (.initialized, .initialized):
             return Rule(required: 0, optional: pkey | port | (rc ? access : qkey))

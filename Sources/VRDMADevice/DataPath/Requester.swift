@@ -84,7 +84,7 @@ extension Engine {
     private func checkAndTranslate(_ qp: QueuePair, _ w: inout InflightWork, wqe: UnsafeMutableRawPointer,
                                    header: virtio_rdma_send_wqe, flags: UInt32, sequence: UInt32) -> UInt8 {
         let opcode = Int32(w.opcode)
-        let ud = qp.type == .unreliableDatagram
+        let ud = qp.type.isDatagram
         switch opcode {
         case VIRTIO_RDMA_WR_SEND, VIRTIO_RDMA_WR_SEND_WITH_IMM:
             w.withImm = opcode == VIRTIO_RDMA_WR_SEND_WITH_IMM
@@ -163,7 +163,7 @@ extension Engine {
             if w.isReadOrAtomic && qp.outstandingReadAtomic >= max(1, Int(qp.attributes.maxReadAtomic)) { break }
             let destination: Engine?
             let qpn: UInt32
-            if qp.type == .unreliableDatagram {
+            if qp.type.isDatagram {
                 destination = fabric.resolve(GID(bytes: w.av.dgid))
                 qpn = w.remoteQPN
             } else {
@@ -178,7 +178,7 @@ extension Engine {
                                 incarnation: qp.incarnation.load(ordering: .relaxed))
             if let destination {
                 destination.deliver(packet)
-            } else if qp.type == .unreliableDatagram {
+            } else if qp.type.isDatagram {
                 qp.inflight[qp.slot(sequence)].phase = .done  // a datagram to nowhere is lost, not failed
             }
             if qp.type == .reliableConnected && qp.ackDeadline == 0, let t = Timers.ackTimeoutNanoseconds(qp.attributes.timeout) {

@@ -86,8 +86,8 @@ extension Engine {
         let w = requester.inflight[requester.slot(UInt32(bitPattern: packet.slot))]
         // A datagram is answered whatever becomes of it: UD has no retries, and the requester's
         // slot must not wait for an answer that never comes.
-        if requester.type == .unreliableDatagram {
-            if let qp = qps.get(packet.destinationQPN), qp.state.receives, qp.type == .unreliableDatagram {
+        if requester.type.isDatagram {
+            if let qp = qps.get(packet.destinationQPN), qp.state.receives, qp.type.isDatagram {
                 receiveDatagram(qp, packet: packet, work: w)
             }
             answer(packet, .acknowledge, .none)

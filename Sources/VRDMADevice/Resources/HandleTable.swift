@@ -30,6 +30,14 @@ struct HandleTable<Object: AnyObject> {
         return id
     }
 
+    /// A well-known id outside the minted range (QP1): taken without moving the counter.
+    mutating func insertFixed(_ id: UInt32, _ object: Object) throws(CommandError) {
+        guard id < first || id > mask else { preconditionFailure("\(name) id \(id) is in the minted range") }
+        guard objects.count < Int(limit) else { throw .noResources("\(name) quota \(limit) used up") }
+        guard objects[id] == nil else { throw .busy("\(name) \(id) exists") }
+        objects[id] = object
+    }
+
     mutating func insert(_ id: UInt32, _ object: Object) {
         precondition(objects[id] == nil, "\(name) id \(id) minted twice")
         objects[id] = object
