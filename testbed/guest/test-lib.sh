@@ -23,3 +23,25 @@ vrdma_retry() {
     done
 }
 
+
+# vrdma_roce_gid DEV: print the index of DEV's RoCE v2 GID made from an IPv4 address
+# (::ffff:a.b.c.d). Its index depends on how many IPv6 addresses the netdev has.
+vrdma_roce_gid() {
+    port=/sys/class/infiniband/$1/ports/1
+    for f in "$port"/gids/*; do
+        i=${f##*/}
+        case "$(cat "$f" 2>/dev/null)" in
+        0000:0000:0000:0000:0000:ffff:*)
+            [ "$(cat "$port/gid_attrs/types/$i" 2>/dev/null)" = "RoCE v2" ] && { echo "$i"; return 0; } ;;
+        esac
+    done
+    return 1
+}
+
+# vrdma_load_driver KO: insmod the vrdma driver and wait until vrdma0's port is ACTIVE and
+# has its IPv4 RoCE v2 GID (ib_core adds GIDs from the paired netdev asynchronously).
+vrdma_load_driver() {
+    insmod "$1" || return 1
+    vrdma_retry 30 grep -q ACTIVE /sys/class/infiniband/vrdma0/ports/1/state || return 1
+    vrdma_retry 30 vrdma_roce_gid vrdma0 >/dev/null
+}
