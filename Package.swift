@@ -13,7 +13,6 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vhost-user-rdma", targets: ["VRDMADaemon"]),
-        .executable(name: "vrdma-demo", targets: ["VRDMADemo"]),
         .executable(name: "vrdma-libvirt-hook", targets: ["VRDMALibvirtHook"]),
         .library(name: "VhostUser", targets: ["VhostUser"]),
         .library(name: "VhostUserBackend", targets: ["VhostUserBackend"]),
@@ -62,8 +61,6 @@ let package = Package(
             name: "VRDMATestSupport",
             dependencies: ["CVRDMAABI", "VhostUser", "VirtQueue", "LinuxSystem"],
             swiftSettings: strict),
-        // make demo: the in-process front-end against a running daemon.
-        .executableTarget(name: "VRDMADemo", dependencies: ["VRDMATestSupport", "CVRDMAABI", "VhostUser"], swiftSettings: strict),
         // Fuzz drivers: one executable, a target per subcommand; built with -sanitize=fuzzer by `make fuzz`.
         .executableTarget(
             name: "VRDMAFuzz",
