@@ -280,11 +280,11 @@ static enum ib_wc_opcode vrdma_wc_opcode(u8 op, bool *ok)
 static u8 vrdma_network_type(u8 hdr_type)
 {
 	switch (hdr_type) {
-	case 2:
+	case VIRTIO_RDMA_NETWORK_ROCE_V1:
 		return RDMA_NETWORK_ROCE_V1;
-	case 3:
+	case VIRTIO_RDMA_NETWORK_IPV4:
 		return RDMA_NETWORK_IPV4;
-	case 4:
+	case VIRTIO_RDMA_NETWORK_IPV6:
 		return RDMA_NETWORK_IPV6;
 	default:
 		return RDMA_NETWORK_IB;
@@ -328,7 +328,8 @@ static bool vrdma_cqe_to_wc(struct vrdma_dev *dev, struct vrdma_cq *cq,
 		wc->wc_flags |= IB_WC_WITH_IMM;
 		wc->ex.imm_data = (__force __be32)cqe->imm_data;
 	}
-	if (qp->ibqp.qp_type == IB_QPT_UD && (wc->opcode & IB_WC_RECV)) {
+	if ((qp->ibqp.qp_type == IB_QPT_UD || qp->ibqp.qp_type == IB_QPT_GSI) &&
+	    (wc->opcode & IB_WC_RECV)) {
 		ether_addr_copy(wc->smac, cqe->smac);
 		wc->wc_flags |= IB_WC_WITH_SMAC;
 		wc->network_hdr_type = vrdma_network_type(cqe->network_hdr_type);

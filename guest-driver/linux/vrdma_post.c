@@ -155,7 +155,8 @@ static int vrdma_build_send(struct vrdma_qp *qp, const struct ib_send_wr *wr,
 	default:
 		break;
 	}
-	if (qp->ibqp.qp_type == IB_QPT_UD) {
+	if (qp->ibqp.qp_type == IB_QPT_UD || qp->ibqp.qp_type == IB_QPT_GSI) {
+		/* remote_qkey with the high bit (IB_QP_SET_QKEY) means the QP's own: as is. */
 		if (!ud_wr(wr)->ah)
 			return -EINVAL;
 		w->ah = cpu_to_le32(to_vah(ud_wr(wr)->ah)->handle);

@@ -14,6 +14,8 @@
 #include <linux/slab.h>
 #include <linux/string.h>
 
+#include <rdma/ib_mad.h>
+
 #include "vrdma.h"
 
 #define VRDMA_SEND_HDR	sizeof(struct virtio_rdma_send_wqe)	/* 64 */
@@ -37,6 +39,7 @@ static_assert(IB_QP_CAP == VIRTIO_RDMA_QP_CAP);
 static_assert(IB_QP_DEST_QPN == VIRTIO_RDMA_QP_DEST_QPN);
 static_assert(IB_QP_RATE_LIMIT == VIRTIO_RDMA_QP_RATE_LIMIT);
 static_assert(IB_QPT_RC == VIRTIO_RDMA_QPT_RC && IB_QPT_UD == VIRTIO_RDMA_QPT_UD);
+static_assert(IB_QPT_GSI == VIRTIO_RDMA_QPT_GSI && IB_QP1_QKEY == VIRTIO_RDMA_GSI_QKEY);
 static_assert(IB_QPS_ERR == VIRTIO_RDMA_QPS_ERR);
 
 void vrdma_fill_notify(struct vrdma_dev *dev, u32 queue, struct virtio_rdma_notify *n)
@@ -151,10 +154,16 @@ int vrdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 	bool leaked = false;
 	int ret, ret2;
 
-	if (init->qp_type != IB_QPT_RC && init->qp_type != IB_QPT_UD) {
-		if (init->qp_type == IB_QPT_GSI)
-			dev_info_once(&dev->vdev->dev,
-				      "no QP1 in this device (ABI version 1): ib_mad and connected rdma_cm are unavailable\n");
+	switch (init->qp_type) {
+	case IB_QPT_RC:
+	case IB_QPT_UD:
+		break;
+	case IB_QPT_GSI:
+		/* QP1 is the kernel's (ib_mad's): the device refuses it in a user context. */
+		if (udata)
+			return -EOPNOTSUPP;
+		break;
+	default:
 		return -EOPNOTSUPP;
 	}
 	if (init->create_flags)
@@ -208,7 +217,8 @@ int vrdma_create_qp(struct ib_qp *ibqp, struct ib_qp_init_attr *init, struct ib_
 
 	qp->qpn = le32_to_cpu(rsp.qpn);
 	qp->dbq = le32_to_cpu(rsp.doorbell_queue);
-	if (qp->qpn < 2 || qp->qpn > 0xffffff || !vrdma_dbq_valid(dev, qp->dbq) ||
+	if ((init->qp_type == IB_QPT_GSI ? qp->qpn != VIRTIO_RDMA_GSI_QPN :
+	     qp->qpn < 2 || qp->qpn > 0xffffff) || !vrdma_dbq_valid(dev, qp->dbq) ||
 	    xa_insert_irq(&dev->qp_xa, qp->qpn, qp, GFP_KERNEL)) {
 		dev_warn_ratelimited(&dev->vdev->dev, "device returned QPN %u, doorbell queue %u\n",
 				     qp->qpn, qp->dbq);

@@ -10,6 +10,7 @@
 #include <linux/pci.h>
 #include <linux/slab.h>
 #include <rdma/ib_cache.h>
+#include <rdma/ib_mad.h>
 #include <rdma/uverbs_ioctl.h>
 
 #include "vrdma.h"
@@ -141,14 +142,11 @@ static int vrdma_get_port_immutable(struct ib_device *ibdev, u32 port,
 	im->pkey_tbl_len = attr.pkey_tbl_len;
 	im->gid_tbl_len = attr.gid_tbl_len;
 	/*
-	 * RoCE v1 and v2 GIDs. The device has no QP1 (spec section 19), so no MAD capability
-	 * (ib_mad would fail to create QP1 at every registration) and no MAD size. The CM
-	 * capability stays so that rdma_cm attaches the device: address and route resolution
-	 * work; ib_cm finds no MAD port, so CM connections cannot be established.
+	 * RoCE v1 and v2 GIDs, with MAD and CM: the device has a GSI QP (QP1, spec section on QP
+	 * types), so ib_mad opens the port and ib_cm/rdma_cm can connect. No SMI (RoCE has no QP0).
 	 */
-	im->core_cap_flags = (RDMA_CORE_PORT_IBA_ROCE | RDMA_CORE_PORT_IBA_ROCE_UDP_ENCAP) &
-			     ~RDMA_CORE_CAP_IB_MAD;
-	im->max_mad_size = 0;
+	im->core_cap_flags = RDMA_CORE_PORT_IBA_ROCE | RDMA_CORE_PORT_IBA_ROCE_UDP_ENCAP;
+	im->max_mad_size = IB_MGMT_MAD_SIZE;
 	return 0;
 }
 

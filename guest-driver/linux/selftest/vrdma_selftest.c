@@ -28,12 +28,13 @@
 
 static bool run_cm = true;
 module_param(run_cm, bool, 0444);
-MODULE_PARM_DESC(run_cm, "Also resolve an address and route with rdma_cm (default true)");
+MODULE_PARM_DESC(run_cm, "Also connect with rdma_cm over the device's own address (default true)");
 
 #define ST_TIMEOUT_MS	10000
 #define ST_BUF_SIZE	(64 * 1024)
 #define ST_QKEY		0x11111111
 #define ST_MSG		256
+#define ST_CM_PORT	20079	/* the rdma_cm loopback listens here */
 
 /* Regions of the one DMA buffer. */
 enum {
@@ -74,8 +75,12 @@ struct st_dev {
 	struct completion comp;
 	atomic_t comp_events;
 
-	struct completion cm_done;
-	enum rdma_cm_event_type cm_event;
+	struct st_cm_side {
+		struct st_dev *st;
+		struct rdma_cm_id *id;	/* client: its id; server: the accepted connection */
+		unsigned long seen;	/* bits of the rdma_cm events seen */
+		wait_queue_head_t wq;
+	} cm_cli, cm_srv;
 };
 
 static void st_result(struct st_dev *st, const char *name, bool ok, const char *why)
@@ -670,57 +675,182 @@ static void st_error_cqe(struct st_dev *st)
 	st_result(st, "bad-lkey-error-cqe", ok, "no LOC_PROT_ERR completion / QP not in ERR");
 }
 
+static struct ib_qp_init_attr st_cm_qp_init(struct st_dev *st)
+{
+	struct ib_qp_init_attr init = {
+		.qp_type = IB_QPT_RC,
+		.send_cq = st->scq,
+		.recv_cq = st->rcq,
+		.sq_sig_type = IB_SIGNAL_REQ_WR,
+		.cap = { .max_send_wr = 8, .max_recv_wr = 8, .max_send_sge = 1, .max_recv_sge = 1 },
+	};
+
+	return init;
+}
+
+/* The passive side of a connection request: a QP on the new id, then accept. */
+static int st_cm_accept(struct st_cm_side *s, struct rdma_cm_id *id)
+{
+	struct ib_qp_init_attr init = st_cm_qp_init(s->st);
+	struct rdma_conn_param param = {
+		.responder_resources = 1, .initiator_depth = 1, .rnr_retry_count = 7,
+	};
+	int ret;
+
+	ret = rdma_create_qp(id, s->st->pd, &init);
+	if (ret) {
+		pr_err("rdma_create_qp (passive): %d\n", ret);
+		return ret;
+	}
+	ret = rdma_accept(id, &param);
+	if (ret) {
+		pr_err("rdma_accept: %d\n", ret);
+		rdma_destroy_qp(id);
+	}
+	return ret;
+}
+
 static int st_cm_handler(struct rdma_cm_id *id, struct rdma_cm_event *ev)
 {
-	struct st_dev *st = id->context;
+	struct st_cm_side *s = id->context;
+	int ret = 0;
 
-	st->cm_event = ev->event;
-	complete(&st->cm_done);
-	return 0;
+	if (ev->event == RDMA_CM_EVENT_CONNECT_REQUEST) {
+		/* One connection only; a non-zero return makes rdma_cm destroy the new id. */
+		ret = s->id ? -EBUSY : st_cm_accept(s, id);
+		if (!ret)
+			s->id = id;
+	}
+	pr_info("rdma_cm %s event %d (%s) status %d\n", s == &s->st->cm_srv ? "server" : "client",
+		ev->event, rdma_event_msg(ev->event), ev->status);
+	if (ev->event < BITS_PER_LONG)
+		set_bit(ev->event, &s->seen);
+	wake_up(&s->wq);
+	return ret;
 }
 
-static bool st_cm_wait(struct st_dev *st, enum rdma_cm_event_type want)
+#define ST_CM_ERRORS	(BIT(RDMA_CM_EVENT_ADDR_ERROR) | BIT(RDMA_CM_EVENT_ROUTE_ERROR) | \
+			 BIT(RDMA_CM_EVENT_CONNECT_ERROR) | BIT(RDMA_CM_EVENT_UNREACHABLE) | \
+			 BIT(RDMA_CM_EVENT_REJECTED))
+
+/* Waits for event @want on one side (or an error event); true if it came. */
+static bool st_cm_wait(struct st_cm_side *s, enum rdma_cm_event_type want)
 {
-	if (!wait_for_completion_timeout(&st->cm_done, msecs_to_jiffies(ST_TIMEOUT_MS)))
+	wait_event_timeout(s->wq, READ_ONCE(s->seen) & (BIT(want) | ST_CM_ERRORS),
+			   msecs_to_jiffies(ST_TIMEOUT_MS));
+	if (!test_bit(want, &s->seen)) {
+		pr_err("rdma_cm %s: no event %d (events seen %#lx)\n",
+		       s == &s->st->cm_srv ? "server" : "client", want, READ_ONCE(s->seen));
 		return false;
-	reinit_completion(&st->cm_done);
-	if (st->cm_event != want)
-		pr_err("rdma_cm event %d, wanted %d\n", st->cm_event, want);
-	return st->cm_event == want;
+	}
+	return true;
 }
 
-/* rdma_cm finds this device for its own IPv4 address and resolves a route over it. */
+/* A SEND from the active to the passive side of the rdma_cm connection. */
+static bool st_cm_send_recv(struct st_dev *st)
+{
+	struct ib_wc wc;
+
+	st_fill(st, OFF_SEND, ST_MSG, 0x5a);
+	memset(st->buf + OFF_RECV, 0, ST_MSG);
+	if (st_post_recv(st, st->cm_srv.id->qp, OFF_RECV, ST_MSG, 70) ||
+	    st_post_send(st, st->cm_cli.id->qp, IB_WR_SEND, OFF_SEND, ST_MSG, 71))
+		return false;
+	if (!st_poll_ok(st->scq, IB_WC_SEND, &wc) || wc.wr_id != 71 ||
+	    !st_poll_ok(st->rcq, IB_WC_RECV, &wc) || wc.wr_id != 70 || wc.byte_len != ST_MSG)
+		return false;
+	st_sync(st);
+	return !memcmp(st->buf + OFF_SEND, st->buf + OFF_RECV, ST_MSG);
+}
+
+/*
+ * rdma_cm over this device, to its own IPv4 address: resolve address and route, then a
+ * listener and an active id connect through QP1 (ib_mad, ib_cm), a SEND crosses the
+ * connection, and a disconnect reaches both sides.
+ */
 static void st_rdma_cm(struct st_dev *st)
 {
-	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(4791) };
-	struct rdma_cm_id *id;
-	bool ok;
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(ST_CM_PORT) };
+	struct rdma_conn_param param = {
+		.responder_resources = 1, .initiator_depth = 1, .retry_count = 7,
+		.rnr_retry_count = 7,
+	};
+	struct st_cm_side *cli = &st->cm_cli, *srv = &st->cm_srv;
+	struct rdma_cm_id *lid = NULL, *cid;
+	struct ib_qp_init_attr init;
+	bool ok, cli_qp = false;
+	int ret;
 
-	init_completion(&st->cm_done);
+	cli->st = st;
+	srv->st = st;
+	init_waitqueue_head(&cli->wq);
+	init_waitqueue_head(&srv->wq);
 	memcpy(&dst.sin_addr.s_addr, st->gid.raw + 12, 4);
-	id = rdma_create_id(&init_net, st_cm_handler, st, RDMA_PS_TCP, IB_QPT_RC);
-	if (IS_ERR(id)) {
+	cid = rdma_create_id(&init_net, st_cm_handler, cli, RDMA_PS_TCP, IB_QPT_RC);
+	if (IS_ERR(cid)) {
 		st_result(st, "rdma-cm-resolve", false, "rdma_create_id failed");
 		return;
 	}
-	ok = !rdma_resolve_addr(id, NULL, (struct sockaddr *)&dst, ST_TIMEOUT_MS) &&
-	     st_cm_wait(st, RDMA_CM_EVENT_ADDR_RESOLVED) && id->device == st->dev &&
-	     !rdma_resolve_route(id, ST_TIMEOUT_MS) &&
-	     st_cm_wait(st, RDMA_CM_EVENT_ROUTE_RESOLVED);
+	cli->id = cid;
+	ok = !rdma_resolve_addr(cid, NULL, (struct sockaddr *)&dst, ST_TIMEOUT_MS) &&
+	     st_cm_wait(cli, RDMA_CM_EVENT_ADDR_RESOLVED) && cid->device == st->dev &&
+	     !rdma_resolve_route(cid, ST_TIMEOUT_MS) &&
+	     st_cm_wait(cli, RDMA_CM_EVENT_ROUTE_RESOLVED);
 	st_result(st, "rdma-cm-resolve", ok, "rdma_cm address/route resolution failed");
-	if (ok) {
-		/* No QP1, so no CM: connecting must fail, at once or by an error event. */
-		struct rdma_conn_param param = { .qp_num = st->rc[0]->qp_num, .retry_count = 1 };
-		int ret = rdma_connect(id, &param);
+	if (!ok)
+		goto out;
 
-		if (!ret)
-			ok = wait_for_completion_timeout(&st->cm_done,
-							 msecs_to_jiffies(60000)) &&
-			     st->cm_event != RDMA_CM_EVENT_ESTABLISHED;
-		pr_info("rdma_connect without QP1: %d, event %d\n", ret, ret ? -1 : st->cm_event);
-		st_result(st, "rdma-cm-connect-fails-cleanly", ok, "rdma_connect hung");
+	lid = rdma_create_id(&init_net, st_cm_handler, srv, RDMA_PS_TCP, IB_QPT_RC);
+	if (IS_ERR(lid)) {
+		lid = NULL;
+		st_result(st, "rdma-cm-listen", false, "rdma_create_id failed");
+		goto out;
 	}
-	rdma_destroy_id(id);
+	ret = rdma_bind_addr(lid, (struct sockaddr *)&dst);
+	if (!ret)
+		ret = rdma_listen(lid, 1);
+	st_result(st, "rdma-cm-listen", !ret && lid->device == st->dev,
+		  "rdma_bind_addr/rdma_listen failed or bound elsewhere");
+	if (ret)
+		goto out;
+
+	init = st_cm_qp_init(st);
+	ret = rdma_create_qp(cid, st->pd, &init);
+	cli_qp = !ret;
+	if (!ret)
+		ret = rdma_connect(cid, &param);
+	if (ret)
+		pr_err("rdma_create_qp/rdma_connect: %d\n", ret);
+	ok = !ret && st_cm_wait(cli, RDMA_CM_EVENT_ESTABLISHED) &&
+	     st_cm_wait(srv, RDMA_CM_EVENT_ESTABLISHED) && srv->id;
+	st_result(st, "rdma-cm-connect", ok, "no ESTABLISHED on both sides");
+	if (!ok)
+		goto out;
+	pr_info("rdma_cm connected: QP %u -> QP %u\n", cid->qp->qp_num, srv->id->qp->qp_num);
+
+	st_result(st, "rdma-cm-send-recv", st_cm_send_recv(st), "SEND over the connection failed");
+	st_drain(st);
+
+	/* DREQ; the passive side answers with its own rdma_disconnect (DREP). */
+	ok = !rdma_disconnect(cid) && st_cm_wait(srv, RDMA_CM_EVENT_DISCONNECTED) &&
+	     !rdma_disconnect(srv->id) && st_cm_wait(cli, RDMA_CM_EVENT_DISCONNECTED);
+	st_result(st, "rdma-cm-disconnect", ok, "no DISCONNECTED on both sides");
+
+out:
+	st_drain(st);
+	/* The listener first: no new connection may appear while the others go. */
+	if (lid)
+		rdma_destroy_id(lid);
+	if (srv->id) {
+		rdma_destroy_qp(srv->id);
+		rdma_destroy_id(srv->id);
+		srv->id = NULL;
+	}
+	if (cli_qp)
+		rdma_destroy_qp(cid);
+	rdma_destroy_id(cid);
+	cli->id = NULL;
+	st_drain(st);
 }
 
 /* ---- the client --------------------------------------------------------------------------- */

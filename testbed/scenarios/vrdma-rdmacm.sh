@@ -1,0 +1,58 @@
+#!/bin/sh
+# Guest side of vrdma-rdmacm (host side: vrdma-rdmacm.py). Connections set up by rdma_cm (QP1,
+# ib_mad, ib_cm in the guest kernel over the device's GSI QP) between two guests on one
+# vhost-user-rdma daemon:
+#   both    load the driver; vrdma0 port ACTIVE; /dev/infiniband/rdma_cm present
+#   a <-> b rping (a: rping -s, b: rping -c -C 10 -v), perftest ib_send_lat -R, ib_write_bw -R,
+#           ib_read_lat -R (a serves, b connects to a's IP), ucmatose (if installed)
+#   both    dmesg-clean
+# Environment: VRDMA_ROLE=server|client, VRDMA_PEER=<server IPv4> on the client.
+# Each client step retries until its server listens; a server step waits for one client.
+. /lib/vrdma/test-lib.sh
+
+T=120   # seconds for one tool run (TCG is slow)
+
+# pair NAME SERVER_CMD -- CLIENT_CMD: the server runs SERVER_CMD, the client CLIENT_CMD
+# (retried until the server answers).
+pair() {
+    name=$1; shift
+    srv=""
+    while [ "$1" != -- ]; do srv="$srv $1"; shift; done
+    shift
+    echo "== $name ($VRDMA_ROLE)"
+    if [ "$VRDMA_ROLE" = server ]; then
+        # shellcheck disable=SC2086
+        vrdma_check "$name" timeout $T $srv
+    else
+        vrdma_check "$name" vrdma_retry 60 timeout $T "$@"
+    fi
+}
+
+vrdma_check driver-load vrdma_load_driver /test/virtio_rdma.ko || exit 0
+modprobe rdma_ucm 2>/dev/null
+vrdma_check rdma-cm-device vrdma_retry 10 test -c /dev/infiniband/rdma_cm
+gidx=$(vrdma_roce_gid vrdma0)
+echo "== vrdma0 in guest $VRDMA_NAME, RoCE v2 IPv4 GID index $gidx"
+ibv_devinfo -d vrdma0 -v 2>&1 | grep -E 'state:|active_mtu:|max_mad|cap_flags' || true
+P=$VRDMA_PEER
+
+pair rping rping -s -v -C 10 -- rping -c -a "$P" -C 10 -v
+pair send-lat-rdma-cm ib_send_lat -d vrdma0 -R -n 1000 -F -- ib_send_lat -d vrdma0 -R -n 1000 -F "$P"
+pair write-bw-rdma-cm ib_write_bw -d vrdma0 -R -s 65536 -n 2000 -F --report_gbits -- \
+    ib_write_bw -d vrdma0 -R -s 65536 -n 2000 -F --report_gbits "$P"
+pair read-lat-rdma-cm ib_read_lat -d vrdma0 -R -n 1000 -F -- ib_read_lat -d vrdma0 -R -n 1000 -F "$P"
+if command -v ucmatose >/dev/null; then
+    pair ucmatose ucmatose -- ucmatose -s "$P"
+else
+    echo "== ucmatose not installed: skipped"
+fi
+
+# ---- nothing went wrong in the kernel -------------------------------------------------------
+dmesg | grep -E "vrdma|virtio_rdma|infiniband|ib_|rdma_cm" | tail -40
+bad=$(dmesg | grep -E "BUG:|WARNING:|Oops|general protection|Call Trace|kmemleak|refcount_t:|UBSAN|KASAN")
+if [ -n "$bad" ]; then
+    echo "$bad"
+    dmesg | tail -80
+fi
+vrdma_check dmesg-clean test -z "$bad"
+vrdma_check no-driver-warnings sh -c '! dmesg | grep -E "virtio_rdma virtio[0-9]+: .*(unknown QP|dropped|bad answer|failed|device index)"'
