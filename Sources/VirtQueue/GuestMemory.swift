@@ -157,16 +157,8 @@ public final class GuestMemory: Sendable {
         return GuestMemory(sorted: rest, log: log)
     }
 
-    /// Self when the log is already this one: every ring of a session must share one table, or a
-    /// device serving several rings would see the memory change at every ring and remap.
-    public func withLog(_ log: DirtyLog?) -> GuestMemory {
-        log === self.log ? self : GuestMemory(sorted: regions, log: log)
-    }
-
-    /// The mapped region holding `gpa` (for the control plane; the data path uses `span`).
-    public func region(containing gpa: UInt64) -> MappedGuestRegion? {
-        regions.first { $0.start <= gpa && gpa < $0.end }
-    }
+    /// A new table over the same mappings (the session keeps one per change, see `effectiveMemory`).
+    public func withLog(_ log: DirtyLog?) -> GuestMemory { GuestMemory(sorted: regions, log: log) }
 
     /// The region holding `gpa`, as a span valid while this table lives.
     @inline(__always)

@@ -257,8 +257,8 @@ extension Engine {
         if type == .generalServices {
             // QP1 belongs to the guest kernel's management layer, never to a process.
             guard context == 0 else { throw .invalid("a GSI QP belongs to the kernel context") }
-            guard qps.get(UInt32(VIRTIO_RDMA_GSI_QPN)) == nil else { throw .busy("the GSI QP exists") }
             qpn = UInt32(VIRTIO_RDMA_GSI_QPN)
+            try qps.reserveFixed(qpn)
         } else {
             qpn = try qps.reserve()
         }
@@ -275,7 +275,7 @@ extension Engine {
         let qp = QueuePair(qpn: qpn, type: type, context: context, pd: pd, sendCQ: sendCQ, recvCQ: recvCQ, srq: srq,
                            ownReceive: receive, sq: sq, sqDoorbell: sqDoorbell, sqMaxSGE: sqSGE, sqMaxInline: sqInline,
                            signalAll: c.sq_sig_all == 1, engine: self)
-        if type == .generalServices { try qps.insertFixed(qpn, qp) } else { qps.insert(qpn, qp) }
+        if type == .generalServices { qps.insertFixed(qpn, qp) } else { qps.insert(qpn, qp) }
         activeQPs.append(qp)
         pd.users += 1
         sendCQ.users += 1

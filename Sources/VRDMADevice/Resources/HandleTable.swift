@@ -30,11 +30,17 @@ struct HandleTable<Object: AnyObject> {
         return id
     }
 
-    /// A well-known id outside the minted range (QP1): taken without moving the counter.
-    mutating func insertFixed(_ id: UInt32, _ object: Object) throws(CommandError) {
-        guard id < first || id > mask else { preconditionFailure("\(name) id \(id) is in the minted range") }
+    /// Checks that a well-known id outside the minted range (QP1) can be taken: quota, and not in
+    /// use. Nothing is taken until `insertFixed`.
+    func reserveFixed(_ id: UInt32) throws(CommandError) {
+        precondition(id < first || id > mask, "\(name) id \(id) is in the minted range")
         guard objects.count < Int(limit) else { throw .noResources("\(name) quota \(limit) used up") }
         guard objects[id] == nil else { throw .busy("\(name) \(id) exists") }
+    }
+
+    /// Takes a well-known id checked by `reserveFixed`, without moving the minting counter.
+    mutating func insertFixed(_ id: UInt32, _ object: Object) {
+        precondition(objects[id] == nil, "\(name) id \(id) taken twice")
         objects[id] = object
     }
 
