@@ -7,9 +7,12 @@ several guests, each paired with its NIC's MAC.
     tb = run.Testbed(daemon=vrdma_guests.daemon_command(bin, ["a", "b"]), ...)
     tb.add_guest("a", ip=..., script=..., **vrdma_guests.guest_options(parts))
 """
+import argparse
 import os
+import re
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -54,3 +57,44 @@ def guest_options(parts, extra_files=None):
     files = {"/test/virtio_rdma.ko": parts["ko"]}
     files.update(extra_files or {})
     return {"rdma": True, "files": files, "overlays": [parts["rdma_core"]]}
+
+
+# The tools' result lines worth repeating after a run (pingpong, perftest tables, rping, ibv_devinfo).
+RESULT_LINES = re.compile(r"^(== |VRDMA-TEST: FAIL|\s*(hca_id|port:|state:|link_layer|active_mtu)|.*ping data:|"
+                          r".*(bytes in .* seconds|iters in .* usec/iter)|"
+                          r"\s*#bytes|\s*\d+\s+\d+\s+[\d.]+\s+[\d.]+)")
+
+
+def run_pair(name, description, script, extra_files=lambda parts: {}, rdma_props="num-queues=6,page-per-vq=on"):
+    """The shape of every two-guest scenario with our driver and rdma-core: guest a (10.0.0.1,
+    role server) and b (10.0.0.2, role client, peer a) run `script` against one daemon; then
+    each guest's result lines are printed. Exits with the run's verdict."""
+    sys.path.insert(0, HERE)
+    import run  # noqa: E402
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--daemon-bin", required=True, help="vhost-user-rdma binary, or the directory holding it")
+    ap.add_argument("--results")
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--log-level", default="info", help="daemon --log-level")
+    ap.add_argument("--ko", help="virtio_rdma.ko to use (default: guest-driver/linux/build.sh)")
+    ap.add_argument("--rdma-core", help="rdma-core overlay directory (default: guest-driver/rdma-core/build.sh)")
+    a = ap.parse_args()
+    parts = {"ko": a.ko, "rdma_core": a.rdma_core} if a.ko and a.rdma_core else build()
+    parts.update({k: v for k, v in (("ko", a.ko), ("rdma_core", a.rdma_core)) if v})
+    results = a.results or os.path.join(os.environ.get("TMPDIR", "/tmp"), "vrdma-results",
+                                        "%s-%s" % (name, time.strftime("%Y%m%d-%H%M%S")))
+    tb = run.Testbed(results=results, timeout=a.timeout,
+                     daemon=daemon_command(a.daemon_bin, ["a", "b"], "--log-level " + a.log_level))
+    for guest, ip, params in (("a", "10.0.0.1/24", {"role": "server"}),
+                              ("b", "10.0.0.2/24", {"role": "client", "peer": "10.0.0.1"})):
+        opts = guest_options(parts, extra_files(parts))
+        opts["rdma_props"] = rdma_props
+        tb.add_guest(guest, ip=ip, script=script, params=params, **opts)
+    ok = tb.run()
+    for g in tb.guests:
+        print("\n==== guest %s (%s)" % (g.name, g.log_path))
+        with open(g.log_path, errors="replace") as f:
+            for line in f:
+                if RESULT_LINES.match(line):
+                    print("  " + line.rstrip())
+    sys.exit(0 if ok else 1)

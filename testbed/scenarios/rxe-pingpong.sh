@@ -9,17 +9,10 @@
 vrdma_check rxe-link-add rdma link add rxe0 type rxe netdev eth0 || exit 0
 vrdma_check ibv-devices sh -c 'ibv_devices | grep -q rxe0'
 
-# Pick the RoCE v2 GID built from the IPv4 address (::ffff:a.b.c.d); its
-# index depends on how many IPv6 addresses eth0 has, so look it up.
+# The RoCE v2 GID built from the IPv4 address; its index depends on how many IPv6 addresses
+# eth0 has, so look it up.
+gidx=$(vrdma_roce_gid rxe0)
 port=/sys/class/infiniband/rxe0/ports/1
-gidx=
-for f in "$port"/gids/*; do
-    i=${f##*/}
-    case "$(cat "$f")" in
-    0000:0000:0000:0000:0000:ffff:*)
-        [ "$(cat "$port/gid_attrs/types/$i" 2>/dev/null)" = "RoCE v2" ] && { gidx=$i; break; } ;;
-    esac
-done
 for i in 0 1 2 3; do
     echo "gid[$i] $(cat $port/gids/$i) $(cat $port/gid_attrs/types/$i 2>/dev/null)"
 done

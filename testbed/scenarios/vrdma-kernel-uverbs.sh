@@ -8,21 +8,10 @@
 #               shared: the device has page-per-vq=off: opening the device must fail cleanly.
 . /lib/vrdma/test-lib.sh
 
-PORT=/sys/class/infiniband/vrdma0/ports/1
-gid_index() {
-    for f in "$PORT"/gids/*; do
-        i=${f##*/}
-        case "$(cat "$f" 2>/dev/null)" in
-        0000:0000:0000:0000:0000:ffff:*)
-            [ "$(cat "$PORT/gid_attrs/types/$i" 2>/dev/null)" = "RoCE v2" ] && { echo "$i"; return 0; } ;;
-        esac
-    done
-    return 1
-}
-load() { insmod /test/virtio_rdma.ko && vrdma_retry 30 gid_index >/dev/null; }
+load() { vrdma_load_driver /test/virtio_rdma.ko; }
 
 vrdma_check load load || exit 1
-G=$(gid_index)
+G=$(vrdma_roce_gid vrdma0)
 
 case "$VRDMA_ROLE" in
 shared)
@@ -59,7 +48,7 @@ if [ "$VRDMA_ROLE" = server ]; then
     vrdma_check rmmod-with-user-context timeout 60 rmmod virtio_rdma
     kill $pid 2>/dev/null; wait $pid 2>/dev/null
     vrdma_check reload load
-    G=$(gid_index)
+    G=$(vrdma_roce_gid vrdma0)
     vrdma_check devinfo-after-reload ibv_devinfo -d vrdma0
 fi
 vrdma_check unload rmmod virtio_rdma
