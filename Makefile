@@ -9,7 +9,7 @@ BIN = $(shell $(SWIFT) build --show-bin-path 2>/dev/null)
 all: build
 
 deps:
-	@scripts/ensure-deps.sh linux-libc-dev
+	@scripts/ensure-deps.sh linux-libc-dev libibverbs-dev pkg-config
 
 build: deps
 	$(SWIFT) build

@@ -37,9 +37,14 @@ let package = Package(
         // Layer 4: the device. CVRDMAABI is abi/virtio_rdma.h itself: the device uses its structs
         // directly, so there is no second copy of the ABI to drift.
         .target(name: "CVRDMAABI", path: "abi", sources: ["abi_check.c"], publicHeadersPath: "."),
+        // Layer 5, the host verbs provider: libibverbs (libibverbs-dev) in Swift types. The software
+        // provider lives in VRDMADevice/Fabric, beside the transport it shares with the device.
+        .systemLibrary(name: "CIBVerbs", pkgConfig: "libibverbs", providers: [.apt(["libibverbs-dev"])]),
+        .target(name: "HostVerbs", dependencies: ["CIBVerbs", "CLinuxShims"], swiftSettings: strict),
         .target(
             name: "VRDMADevice",
-            dependencies: ["CVRDMAABI", "VhostUserBackend", "VhostUser", "VirtQueue", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CVRDMAABI", "VhostUserBackend", "VhostUser", "VirtQueue", "HostVerbs", "CIBVerbs",
+                           .product(name: "Logging", package: "swift-log")],
             swiftSettings: strict),
         // Layer 6: executables.
         .executableTarget(

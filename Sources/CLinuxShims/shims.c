@@ -110,6 +110,11 @@ uint64_t CLinuxShims_load_acquire_u64(const void *p) { return __atomic_load_n((c
 void CLinuxShims_store_release_u16(void *p, uint16_t v) { __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELEASE); }
 void CLinuxShims_store_release_u32(void *p, uint32_t v) { __atomic_store_n((uint32_t *)p, v, __ATOMIC_RELEASE); }
 void CLinuxShims_store_release_u64(void *p, uint64_t v) { __atomic_store_n((uint64_t *)p, v, __ATOMIC_RELEASE); }
+void *CLinuxShims_duplicate_mapping(void *old, size_t length, void *new_address)
+{
+    return mremap(old, 0, length, MREMAP_MAYMOVE | MREMAP_FIXED, new_address);
+}
+
 void CLinuxShims_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 void CLinuxShims_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
 void CLinuxShims_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }

@@ -22,7 +22,7 @@ struct VhostUserRDMA: ParsableCommand {
 
             EXIT STATUS
               0   clean shutdown after SIGINT/SIGTERM (or when every inherited --fd connection closed)
-              1   a system error at start-up (socket, memory, threads)
+              1   a system error at start-up (socket, memory, threads, the host RDMA device)
               64  a usage error
             """)
 
@@ -68,6 +68,55 @@ struct VhostUserRDMA: ParsableCommand {
     @Option(name: .customLong("max-pinned-bytes"), help: "Quota: bytes of guest memory registered in MRs per device.")
     var maxPinnedBytes: UInt64 = 1 << 40
 
+    @Option(name: .customLong("provider"), help: ArgumentHelp(
+        "soft: the built-in software fabric between this daemon's devices; verbs: a host RDMA device "
+            + "through libibverbs (needs --ib-device), with guest memory registered for zero-copy DMA.", valueName: "soft|verbs"))
+    var provider: String = "soft"
+
+    @Option(name: .customLong("ib-device"), help: ArgumentHelp("verbs: the host RDMA device (as ibv_devices lists it).", valueName: "NAME"))
+    var ibDevice: String?
+
+    @Option(name: .customLong("port"), help: "verbs: the host device's port.")
+    var port: UInt8?
+
+    @Option(name: .customLong("gid-index"), help: "verbs: the host GID that is each guest's GID 0.")
+    var gidIndex: Int?
+
+    @Option(name: .customLong("provider-option"), help: ArgumentHelp(
+        "A provider setting as NAME=VALUE (what the libvirt hook passes): ib-device, port, gid-index.", valueName: "NAME=VALUE"))
+    var providerOptions: [String] = []
+
+    /// The verbs provider's settings from --ib-device/--port/--gid-index and --provider-option.
+    func hostVerbsSettings() throws -> DeviceConfiguration.HostVerbsSettings? {
+        var device = ibDevice, p = port, g = gidIndex
+        for option in providerOptions {
+            let parts = option.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2 else { throw ValidationError("--provider-option '\(option)' is not NAME=VALUE") }
+            switch parts[0] {
+            case "ib-device": device = parts[1]
+            case "port":
+                guard let v = UInt8(parts[1]) else { throw ValidationError("--provider-option port=\(parts[1]) is not a port number") }
+                p = v
+            case "gid-index":
+                guard let v = Int(parts[1]), v >= 0 else { throw ValidationError("--provider-option gid-index=\(parts[1]) is not an index") }
+                g = v
+            default: throw ValidationError("unknown --provider-option '\(parts[0])' (known: ib-device, port, gid-index)")
+            }
+        }
+        switch provider {
+        case "soft":
+            guard device == nil, p == nil, g == nil, providerOptions.isEmpty else {
+                throw ValidationError("--ib-device, --port, --gid-index and --provider-option belong to --provider verbs")
+            }
+            return nil
+        case "verbs":
+            guard let device else { throw ValidationError("--provider verbs needs --ib-device NAME") }
+            return DeviceConfiguration.HostVerbsSettings(device: device, port: p ?? 1, gidIndex: g ?? 0)
+        default:
+            throw ValidationError("unknown provider '\(provider)' (soft or verbs)")
+        }
+    }
+
     func validate() throws {
         if printCapabilities { return }
         guard !socketPaths.isEmpty || !descriptors.isEmpty else {
@@ -80,6 +129,7 @@ struct VhostUserRDMA: ParsableCommand {
             throw ValidationError("\(macs.count) --mac for \(socketPaths.count + descriptors.count) devices")
         }
         if let workers, workers < 1 || workers > 64 { throw ValidationError("--workers must be 1...64") }
+        _ = try hostVerbsSettings()
     }
 
     func run() throws {
@@ -103,8 +153,11 @@ struct VhostUserRDMA: ParsableCommand {
                                                    pollBudgetNanoseconds: pollMicroseconds * 1000),
                 logger: logger)
             var guid = parseGUID(nodeGUID)!
-            // One fabric for the daemon: its devices (VMs on this host) reach each other by GID.
+            // One fabric for the daemon: its devices (VMs on this host) reach each other by GID;
+            // on the verbs provider, the directory of their wire ids.
             let fabric = SoftwareFabric()
+            let directory = VerbsDirectory()
+            let hostVerbs = try hostVerbsSettings()
             var index = 0
             func nextDevice() throws -> VRDMADevice {
                 let mac = index < macs.count ? parseMAC(macs[index])! : parseMAC("00:00:00:00:00:00")!
@@ -114,14 +167,20 @@ struct VhostUserRDMA: ParsableCommand {
                 c.maxQP = maxQP; c.maxCQ = maxCQ; c.maxMR = maxMR; c.maxPD = maxPD; c.maxSRQ = maxSRQ; c.maxAH = maxAH
                 c.maxPinnedBytes = maxPinnedBytes
                 c.index = index
+                c.hostVerbs = hostVerbs
                 guid &+= 1
                 index += 1
-                return try VRDMADevice(configuration: c, fabric: fabric, logger: logger)
+                return try VRDMADevice(configuration: c, fabric: fabric, directory: directory, logger: logger)
             }
             for path in socketPaths { try server.listen(path: path, device: try nextDevice()) }
             for fd in descriptors { try server.adopt(descriptor: fd, device: try nextDevice()) }
             try server.run(signals: signals)
         } catch let error as ConfigurationError {
+            if case .provider = error {
+                // Not a usage error: the host lacks what was asked for.
+                logger.critical("\(error)")
+                throw ExitCode(1)
+            }
             throw ValidationError("\(error)")
         } catch {
             logger.critical("\(error)")
@@ -135,7 +194,7 @@ struct VhostUserRDMA: ParsableCommand {
           "type": "rdma",
           "features": ["socket-path", "fd", "multiple-devices", "dirty-log", "reset-device", "config"],
           "abi-version": 1,
-          "providers": ["soft"]
+          "providers": ["soft", "verbs"]
         }
         """
     }

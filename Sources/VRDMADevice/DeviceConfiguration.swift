@@ -28,6 +28,38 @@ public struct DeviceConfiguration: Sendable, Equatable {
     public var maxPinnedBytes: UInt64
     /// Which device of the daemon this is: picks its worker (all its queues share one).
     public var index: Int
+    /// The provider: nil for the software fabric, or the host RDMA device for the verbs provider.
+    public var hostVerbs: HostVerbsSettings?
+
+    /// `--provider verbs`: which host device, port and GID stand behind the guest's device.
+    public struct HostVerbsSettings: Sendable, Equatable {
+        public var device: String
+        public var port: UInt8
+        /// The host GID that is the guest's GID index 0.
+        public var gidIndex: Int
+        public init(device: String, port: UInt8 = 1, gidIndex: Int = 0) {
+            self.device = device; self.port = port; self.gidIndex = gidIndex
+        }
+    }
+
+    /// Lowers the limits to what the host device can do (the verbs provider creates a host
+    /// object per guest object, so the guest must not be promised more).
+    mutating func clamp(maxQP: UInt32, maxQPWorkRequests: UInt32, maxSGE: UInt32, maxCQ: UInt32, maxCQE: UInt32, maxMR: UInt32,
+                        maxPD: UInt32, maxSRQ: UInt32, maxSRQWorkRequests: UInt32, maxAH: UInt32, maxMRSize: UInt64,
+                        maxReadAtomicDepth: UInt32) {
+        self.maxQP = min(self.maxQP, maxQP)
+        self.maxQPWorkRequests = min(self.maxQPWorkRequests, maxQPWorkRequests)
+        self.maxSGE = min(self.maxSGE, maxSGE)
+        self.maxCQ = min(self.maxCQ, maxCQ)
+        self.maxCQE = min(self.maxCQE, maxCQE)
+        self.maxMR = min(self.maxMR, maxMR)
+        self.maxPD = min(self.maxPD, maxPD)
+        self.maxSRQ = min(self.maxSRQ, maxSRQ)
+        self.maxSRQWorkRequests = min(self.maxSRQWorkRequests, maxSRQWorkRequests)
+        self.maxAH = min(self.maxAH, maxAH)
+        self.maxMRSize = min(self.maxMRSize, maxMRSize)
+        self.maxReadAtomicDepth = min(self.maxReadAtomicDepth, maxReadAtomicDepth)
+    }
 
     /// Defaults sized for the design targets (16K QPs, 32K CQs per device).
     public init(nodeGUID: UInt64 = 0x5652_444d_4100_0001, mac: [UInt8] = [0, 0, 0, 0, 0, 0]) {
@@ -51,6 +83,7 @@ public struct DeviceConfiguration: Sendable, Equatable {
         maxReadAtomicDepth = 16
         maxPinnedBytes = 1 << 40
         index = 0
+        hostVerbs = nil
     }
 
     /// Checks what cannot be expressed in the ABI (a zero GUID breaks rdma_cm; a MAC is 6 bytes).
@@ -71,6 +104,8 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
     case queueSize(UInt16)
     /// The host refused something the device needs (an eventfd).
     case system(String)
+    /// The verbs provider cannot use the host device asked for.
+    case provider(String)
 
     public var description: String {
         switch self {
@@ -79,6 +114,7 @@ public enum ConfigurationError: Error, Equatable, CustomStringConvertible {
         case .doorbellQueues(let n): "doorbell queue count \(n) must be 1...1022 (QEMU allows 1024 queues)"
         case .queueSize(let n): "queue size \(n) must be a power of two in 2...32768"
         case .system(let s): s
+        case .provider(let s): "--provider verbs: \(s)"
         }
     }
 }

@@ -15,12 +15,29 @@ public final class VRDMADevice: VhostUserDevice {
     /// `reset`, which runs while every ring is stopped).
     let engine: Engine
 
-    public init(configuration: DeviceConfiguration, fabric: SoftwareFabric = SoftwareFabric(), logger: Logger) throws(ConfigurationError) {
+    /// `fabric` joins the devices of a daemon on the software provider; `directory` does it on
+    /// the verbs provider (configuration.hostVerbs), whose host device is opened here.
+    public init(configuration: DeviceConfiguration, fabric: SoftwareFabric = SoftwareFabric(),
+                directory: VerbsDirectory = VerbsDirectory(), logger: Logger) throws(ConfigurationError) {
         try configuration.validate()
-        self.configuration = configuration
+        var c = configuration
+        var host: HostPath?
+        if let settings = c.hostVerbs {
+            do {
+                host = try HostPath(settings: settings, directory: directory, maxSGE: c.maxSGE, gidTableLength: Engine.gidTableLength)
+            } catch {
+                throw .provider("\(error)")
+            }
+            let a = host!.context.deviceAttributes
+            c.clamp(maxQP: UInt32(a.max_qp), maxQPWorkRequests: UInt32(a.max_qp_wr), maxSGE: UInt32(a.max_sge), maxCQ: UInt32(a.max_cq),
+                    maxCQE: UInt32(a.max_cqe), maxMR: UInt32(a.max_mr), maxPD: UInt32(a.max_pd), maxSRQ: UInt32(a.max_srq),
+                    maxSRQWorkRequests: UInt32(a.max_srq_wr), maxAH: UInt32(a.max_ah), maxMRSize: a.max_mr_size,
+                    maxReadAtomicDepth: UInt32(a.max_qp_rd_atom))
+        }
+        self.configuration = c
         self.logger = logger
         do {
-            engine = try Engine(configuration: configuration, fabric: fabric, logger: logger)
+            engine = try Engine(configuration: c, fabric: fabric, host: host, logger: logger)
         } catch {
             throw .system("\(error)")
         }
@@ -145,6 +162,6 @@ final class DoorbellQueue: QueueHandler {
         return engine.poll()
     }
 
-    var wakeDescriptor: Int32? { wakes ? engine.wake.descriptor.rawValue : nil }
+    var wakeDescriptor: Int32? { wakes ? engine.wakeDescriptor : nil }
     func prepareToSleep() -> Bool { wakes ? engine.prepareToSleep() : false }
 }

@@ -37,11 +37,29 @@ struct DaemonCommandLineTests {
         (["--socket-path", "/tmp/x", "--node-guid", "0"], "must not be zero"), (["--socket-path", "/tmp/x", "--mac", "1:2"], "aa:bb"),
         (["--socket-path", "/tmp/x", "--mac", "02:00:00:00:00:01", "--mac", "02:00:00:00:00:02"], "2 --mac for 1 devices"),
         (["--socket-path", "/tmp/x", "--queue-size", "1000"], "power of two"), (["--socket-path", "/tmp/x", "--bogus"], "bogus"),
+        (["--socket-path", "/tmp/x", "--provider", "rdma"], "unknown provider 'rdma'"),
+        (["--socket-path", "/tmp/x", "--provider", "verbs"], "needs --ib-device"),
+        (["--socket-path", "/tmp/x", "--ib-device", "mlx5_0"], "belong to --provider verbs"),
+        (["--socket-path", "/tmp/x", "--provider", "verbs", "--provider-option", "colour=red"], "unknown --provider-option 'colour'"),
+        (["--socket-path", "/tmp/x", "--provider", "verbs", "--provider-option", "port=x", "--ib-device", "a"], "not a port number"),
     ])
     func usageErrors(args: [String], message: String) throws {
         let (status, output) = try run(args)
         #expect(status == 64)
         #expect(output.contains(message), "\(output)")
+    }
+
+    @Test("--provider verbs with an RDMA device the host lacks: exit 1, naming what is there")
+    func absentHostDevice() throws {
+        let name = "vrdma-absent-device"
+        for args in [["--provider", "verbs", "--ib-device", name], ["--provider", "verbs", "--provider-option", "ib-device=\(name)"]] {
+            let (status, output) = try run(["--socket-path", "/tmp/vrdma-absent.sock"] + args)
+            #expect(status == 1, "\(output)")
+            #expect(output.contains("no RDMA device '\(name)'"), "\(output)")
+            #expect(output.contains("present: ") || output.contains("this host has no RDMA devices"), "\(output)")
+        }
+        let (_, caps) = try run(["--print-capabilities"])
+        #expect(caps.contains("\"verbs\""), "\(caps)")
     }
 
     @Test("--help documents the options and the exit status")

@@ -118,7 +118,7 @@ final class BackendTests {
         try makeDirectories(state)
         try writeTextFile(BackendLauncher.argumentsPath(state), "\(settings.daemon)\n--print-capabilities\n")
         let r = try runHook(["run-backend", uuid], xml: "")
-        #expect(r.status == 0 && r.output.contains("\"providers\": [\"soft\"]"), "\(r)")
+        #expect(r.status == 0 && r.output.contains("\"providers\": [\"soft\", \"verbs\"]"), "\(r)")
         let missing = try runHook(["run-backend", "00000000-0000-4000-8000-00000000dead"], xml: "")
         #expect(missing.status == 1 && missing.output.hasPrefix("vrdma-libvirt-hook: no back-end arguments at "))
     }

@@ -213,9 +213,9 @@ final class HookTests {
 
     @Test("a provider the daemon does not offer is refused")
     func unknownProvider() throws {
-        let xml = Fixture.replacing(Fixture.xml("several-devices"), "provider=\"soft\"", "provider=\"verbs\"")
+        let xml = Fixture.replacing(Fixture.xml("several-devices"), "provider=\"soft\"", "provider=\"ucx\"")
         severalDevicesHost(driver: nil)
-        #expect(throws: HookError.configuration("provider 'verbs' is not offered by \(settings.daemon) (it offers: soft)")) {
+        #expect(throws: HookError.configuration("provider 'ucx' is not offered by \(settings.daemon) (it offers: soft, verbs)")) {
             try hook.prepare(try DomainDefinition.parse(xml))
         }
         #expect(links.requests.isEmpty)

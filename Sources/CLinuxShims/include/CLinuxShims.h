@@ -40,6 +40,10 @@ uint64_t CLinuxShims_load_acquire_u64(const void *p);
 void CLinuxShims_store_release_u16(void *p, uint16_t v);
 void CLinuxShims_store_release_u32(void *p, uint32_t v);
 void CLinuxShims_store_release_u64(void *p, uint64_t v);
+/* A second mapping of the pages of a shared mapping at [old, old + length), placed at exactly
+   new_address (mremap with old_size 0 and MREMAP_FIXED). MAP_FAILED and errno on failure. */
+void *CLinuxShims_duplicate_mapping(void *old, size_t length, void *new_address);
+
 void CLinuxShims_fence_acquire(void);
 void CLinuxShims_fence_release(void);
 void CLinuxShims_fence_seq_cst(void);

@@ -76,7 +76,9 @@ extension Engine {
         let context = UInt32(littleEndian: c.ctx_handle)
         try checkContext(context)
         let handle = try pds.reserve()
-        pds.insert(handle, ProtectionDomain(handle: handle, context: context))
+        let pd = ProtectionDomain(handle: handle, context: context)
+        if let host { try hostAllocPD(pd, host) }
+        pds.insert(handle, pd)
         var r = virtio_rdma_rsp_alloc_pd()
         r.pd_handle = handle.littleEndian
         return encode(r)
@@ -141,6 +143,7 @@ extension Engine {
         let remote = access & UInt32(VIRTIO_RDMA_ACCESS_REMOTE_WRITE | VIRTIO_RDMA_ACCESS_REMOTE_READ | VIRTIO_RDMA_ACCESS_REMOTE_ATOMIC) != 0
         let mr = MemoryRegion(lkey: key, rkey: remote ? key : 0, pd: pd, context: pd.context, access: access,
                               iova: iova, length: length, pages: pages, dma: dma)
+        if let host { try hostRegister(mr, host) }
         mrs.insert(key, mr)
         pd.users += 1
         pinnedBytes += UInt64(pages.count) * pageSize
@@ -157,6 +160,7 @@ extension Engine {
     }
 
     private func destroy(_ mr: MemoryRegion) {
+        if let host { hostDeregister(mr, host) }
         mrs.remove(mr.lkey)
         mr.pd.users -= 1
         pinnedBytes -= UInt64(mr.pages.count) * pageSize
@@ -179,7 +183,9 @@ extension Engine {
         let depth = UInt32(littleEndian: c.depth)
         let handle = try cqs.reserve()
         let (ring, doorbell) = try makeCQRing(depth: depth, doorbell: UInt64(littleEndian: c.doorbell_gpa), ring: c.ring)
-        cqs.insert(handle, CompletionQueue(handle: handle, context: context, ring: ring, doorbell: doorbell))
+        let cq = CompletionQueue(handle: handle, context: context, ring: ring, doorbell: doorbell)
+        if let host { try hostCreateCQ(cq, host) }
+        cqs.insert(handle, cq)
         var r = virtio_rdma_rsp_create_cq()
         r.cq_handle = handle.littleEndian
         r.depth = depth.littleEndian
@@ -190,6 +196,8 @@ extension Engine {
         let c = try body.decode(virtio_rdma_cmd_resize_cq.self)
         let cq = try cqs.lookup(UInt32(littleEndian: c.cq_handle))
         let depth = UInt32(littleEndian: c.depth)
+        // The host CQ was made for the old depth; more completions than it holds would be lost.
+        guard host == nil || depth <= cq.depth else { throw .unsupported }
         let (ring, doorbell) = try makeCQRing(depth: depth, doorbell: UInt64(littleEndian: c.doorbell_gpa), ring: c.ring)
         try cq.resize(ring: ring, doorbell: doorbell)
         var r = virtio_rdma_rsp_create_cq()
@@ -270,12 +278,18 @@ extension Engine {
         } else {
             let (ring, doorbell, sge, _) = try makeWorkQueue(c.rq, maxDepth: configuration.maxQPWorkRequests,
                                                              header: Engine.recvHeaderSize, inlineAllowed: false)
-            receive = ReceiveQueue(ring: ring, doorbell: doorbell, maxSGE: sge)
+            receive = ReceiveQueue(ring: ring, doorbell: doorbell, maxSGE: sge, hostShadow: host != nil)
+        }
+        let hostQP = try host.map { _ throws(CommandError) in
+            try hostCreateQP(type: type, pd: pd, sendCQ: sendCQ, recvCQ: recvCQ, srq: srq, sq: sq, sqMaxSGE: sqSGE,
+                             sqMaxInline: sqInline, receive: receive)
         }
         let qp = QueuePair(qpn: qpn, type: type, context: context, pd: pd, sendCQ: sendCQ, recvCQ: recvCQ, srq: srq,
                            ownReceive: receive, sq: sq, sqDoorbell: sqDoorbell, sqMaxSGE: sqSGE, sqMaxInline: sqInline,
                            signalAll: c.sq_sig_all == 1, engine: self)
+        qp.host = hostQP
         if type == .generalServices { qps.insertFixed(qpn, qp) } else { qps.insert(qpn, qp) }
+        if let host { hostAdopt(qp, host) }
         activeQPs.append(qp)
         pd.users += 1
         sendCQ.users += 1
@@ -297,6 +311,7 @@ extension Engine {
     /// dropped (its incarnation changes), and its peers time out as on a real fabric.
     private func destroy(_ qp: QueuePair) {
         qp.incarnation.add(1, ordering: .releasing)
+        if let host { hostForget(qp, host) }
         qps.remove(qp.qpn)
         activeQPs.removeAll { $0 === qp }
         qp.pd.users -= 1
@@ -333,6 +348,7 @@ extension Engine {
         }
         var attributes = qp.attributes
         try apply(a, mask: given, to: &attributes)
+        if let host { try hostModify(qp, a, mask: given, target: target, host) }
         qp.attributes = attributes
         qp.attributesSet |= given
         if target == .error {
@@ -431,8 +447,10 @@ extension Engine {
         // The PSNs in use now once the QP runs, not the ones it started from.
         let receiving = qp.state.receives || qp.state == .error
         let sending = qp.state == .readyToSend || qp.state == .sendQueueDrain || qp.state == .error
-        a.rq_psn = (receiving && qp.attributesSet & QPTransitions.rqPSN != 0 ? qp.expectedPSN : t.rqPSN).littleEndian
-        a.sq_psn = (sending && qp.attributesSet & QPTransitions.sqPSN != 0 ? qp.nextPSN : t.sqPSN).littleEndian
+        // On the verbs provider the NIC keeps the PSNs.
+        let psns = qp.host?.currentPSNs() ?? (sq: qp.nextPSN, rq: qp.expectedPSN)
+        a.rq_psn = (receiving && qp.attributesSet & QPTransitions.rqPSN != 0 ? psns.rq : t.rqPSN).littleEndian
+        a.sq_psn = (sending && qp.attributesSet & QPTransitions.sqPSN != 0 ? psns.sq : t.sqPSN).littleEndian
         a.dest_qp_num = t.destQPN.littleEndian
         a.qp_access_flags = t.accessFlags.littleEndian
         a.pkey_index = t.pkeyIndex.littleEndian
@@ -474,7 +492,8 @@ extension Engine {
         let limit = UInt32(littleEndian: c.srq_limit)
         guard limit <= ring.depth else { throw .invalid("SRQ limit \(limit) above its depth \(ring.depth)") }
         let srq = SharedReceiveQueue(handle: handle, context: context, pd: pd,
-                                     queue: ReceiveQueue(ring: ring, doorbell: doorbell, maxSGE: sge), limit: limit)
+                                     queue: ReceiveQueue(ring: ring, doorbell: doorbell, maxSGE: sge, hostShadow: host != nil), limit: limit)
+        if let host { try hostCreateSRQ(srq, host) }
         srqs.insert(handle, srq)
         pd.users += 1
         var r = virtio_rdma_rsp_create_srq()
@@ -531,7 +550,9 @@ extension Engine {
             throw .invalid("address vector: port \(c.av.port_num), GID index \(c.av.sgid_index)")
         }
         let handle = try ahs.reserve()
-        ahs.insert(handle, AddressHandle(handle: handle, context: pd.context, pd: pd, av: c.av))
+        let ah = AddressHandle(handle: handle, context: pd.context, pd: pd, av: c.av)
+        if let host { try hostCreateAH(ah, host) }
+        ahs.insert(handle, ah)
         pd.users += 1
         var r = virtio_rdma_rsp_create_ah()
         r.ah_handle = handle.littleEndian
@@ -565,6 +586,13 @@ extension Engine {
         guard type <= UInt32(VIRTIO_RDMA_GID_ROCE_V2) else { throw .invalid("GID type \(type)") }
         let gid = GID(bytes: c.gid)
         guard !gid.isZero else { throw .invalid("the zero GID") }
+        if let host {
+            // Several devices may stand on one host GID: the NIC tells them apart by QPN.
+            try hostAddGID(index: index, gid: gid, host)
+            gids[index] = gid
+            gidMACs[index] = withUnsafeBytes(of: c.mac) { Array($0) }
+            return []
+        }
         try fabric.add(gid, engine: self)
         let old = gids[index]
         gids[index] = gid
@@ -580,6 +608,10 @@ extension Engine {
         guard index < Self.gidTableLength else { throw .invalid("GID index \(index)") }
         guard let gid = gids[index] else { return [] }  // already empty: nothing to do
         gids[index] = nil
+        if let host {
+            host.hostGIDIndex[index] = nil
+            return []
+        }
         releaseRoute(gid)
         return []
     }

@@ -5,6 +5,7 @@
 import CLinuxShims
 import CVRDMAABI
 import Glibc
+import HostVerbs
 import LinuxSystem
 import Logging
 import Synchronization
@@ -14,6 +15,8 @@ public final class Engine: @unchecked Sendable {
     // @unchecked: everything but `inbox`, `wake` and `sleeping` belongs to the device's worker.
     let configuration: DeviceConfiguration
     let fabric: SoftwareFabric
+    /// The verbs provider's host device and state; nil on the software provider.
+    let host: HostPath?
     let logger: Logger
 
     var contexts: HandleTable<UserContext>
@@ -44,19 +47,29 @@ public final class Engine: @unchecked Sendable {
     /// Scratch for the receive WQE being landed (max_sge entries), allocated once.
     let receiveSegments: UnsafeMutablePointer<DataSegment>
     /// True while the worker sleeps: senders then signal `wake`.
-    private let sleeping = Atomic<Bool>(false)
+    let sleeping = Atomic<Bool>(false)
 
-    init(configuration: DeviceConfiguration, fabric: SoftwareFabric, logger: Logger) throws(SystemError) {
+    init(configuration: DeviceConfiguration, fabric: SoftwareFabric, host: HostPath?, logger: Logger) throws(SystemError) {
         self.configuration = configuration
         self.fabric = fabric
+        self.host = host
         self.logger = logger
         wake = try EventFD()
         let c = configuration
         contexts = HandleTable(name: "context", limit: 1024)
         pds = HandleTable(name: "PD", limit: c.maxPD)
-        mrs = HandleTable(name: "MR", limit: c.maxMR)
         cqs = HandleTable(name: "CQ", limit: c.maxCQ)
-        qps = HandleTable(name: "QP", limit: c.maxQP, first: 2)
+        if host != nil {
+            // Wire ids unique in the daemon, so its directory can translate them (HostPath.swift):
+            // each device mints QPNs and keys from its own range.
+            let d = UInt32(c.index + 1)
+            precondition(d < 64, "the verbs provider serves at most 63 devices per daemon")
+            qps = HandleTable(name: "QP", limit: c.maxQP, first: d << 18, mask: d << 18 | 0x3_ffff)
+            mrs = HandleTable(name: "MR", limit: c.maxMR, first: d << 24, mask: d << 24 | 0xff_ffff)
+        } else {
+            qps = HandleTable(name: "QP", limit: c.maxQP, first: 2)
+            mrs = HandleTable(name: "MR", limit: c.maxMR)
+        }
         srqs = HandleTable(name: "SRQ", limit: c.maxSRQ)
         ahs = HandleTable(name: "AH", limit: c.maxAH)
         gids = Array(repeating: nil, count: Self.gidTableLength)
@@ -72,8 +85,19 @@ public final class Engine: @unchecked Sendable {
         receiveSegments.deallocate()
     }
 
-    /// Publishes the default GID; called once the device exists.
+    /// Publishes the default GID; called once the device exists. On the verbs provider it is the
+    /// host port's GID the operator chose (--gid-index).
     func start() {
+        if let host {
+            let index = configuration.hostVerbs!.gidIndex
+            if let g = try? host.context.gid(at: index) {
+                gids[0] = g.bytes.withUnsafeBytes { GID(high: UInt64(bigEndian: $0.loadUnaligned(as: UInt64.self)),
+                                                        low: UInt64(bigEndian: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))) }
+                gidMACs[0] = configuration.mac
+                host.hostGIDIndex[0] = index
+            }
+            return
+        }
         let gid = GID.linkLocal(guid: configuration.nodeGUID)
         if (try? fabric.add(gid, engine: self)) != nil {
             gids[0] = gid
@@ -89,6 +113,7 @@ public final class Engine: @unchecked Sendable {
     func update(memory new: GuestMemory) {
         guard new !== memory else { return }
         memory = new
+        if let host { hostRemapMRs(host) }
         for cq in cqs.objects.values where !cq.remap(new) {
             logger.warning("CQ \(cq.handle): ring left guest RAM")
         }
@@ -117,6 +142,7 @@ public final class Engine: @unchecked Sendable {
 
     /// One pass: packets in, then every QP's send queue. Returns the work done.
     func poll() -> Int {
+        if let host { return hostPoll(host) }
         if sleeping.load(ordering: .relaxed) {
             sleeping.store(false, ordering: .relaxed)
             wake.drain()
@@ -140,6 +166,7 @@ public final class Engine: @unchecked Sendable {
 
     /// The worker is going to sleep: ask the guest to kick again, then look once more.
     func prepareToSleep() -> Bool {
+        if let host { return hostPrepareToSleep(host) }
         var pending = false
         for qp in activeQPs {
             qp.sqDoorbell.setNeedKick(1)
@@ -171,6 +198,10 @@ public final class Engine: @unchecked Sendable {
         qp.sqDoorbell.setNeedKick(0)
         qp.ownReceive?.doorbell.setNeedKick(0)
     }
+
+    /// What wakes the sleeping worker besides kicks: the inbox (software provider) or the host
+    /// completion channel (verbs provider).
+    var wakeDescriptor: Int32 { host?.context.completionDescriptor ?? wake.descriptor.rawValue }
 
     // MARK: events
 
@@ -205,13 +236,18 @@ public final class Engine: @unchecked Sendable {
     /// RESET_DEVICE or the front-end left: everything the guest created goes.
     func reset() {
         for qp in activeQPs { qp.incarnation.add(1, ordering: .releasing) }
+        if let host {
+            for qp in activeQPs { hostForget(qp, host) }
+            for mr in mrs.objects.values { hostDeregister(mr, host) }
+            for i in 1..<host.hostGIDIndex.count { host.hostGIDIndex[i] = nil }
+        }
         activeQPs.removeAll()
         qps.removeAll(); srqs.removeAll(); cqs.removeAll(); mrs.removeAll(); ahs.removeAll(); pds.removeAll()
         contexts.removeAll()
         pinnedBytes = 0
         events.removeAll()
         for i in 1..<gids.count {
-            if let gid = gids[i] { fabric.remove(gid, engine: self) }
+            if let gid = gids[i], host == nil { fabric.remove(gid, engine: self) }
             gids[i] = nil
         }
         inbox.withLock { $0.removeAll() }

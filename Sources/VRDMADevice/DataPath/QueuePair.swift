@@ -4,6 +4,7 @@
 // device reads a slot's segments while the slot is in flight, and nothing on the data path
 // allocates.
 import CVRDMAABI
+import HostVerbs
 import Synchronization
 import VirtQueue
 
@@ -41,6 +42,8 @@ struct InflightWork {
     var av = virtio_rdma_av()
     var remoteQPN: UInt32 = 0
     var remoteQKey: UInt32 = 0
+    /// UD: the AH's handle (the verbs provider posts with the host's AH).
+    var ah: UInt32 = 0
 
     var isReadOrAtomic: Bool {
         opcode == UInt8(VIRTIO_RDMA_WR_RDMA_READ) || opcode == UInt8(VIRTIO_RDMA_WR_ATOMIC_CMP_AND_SWP)
@@ -92,6 +95,8 @@ final class QueuePair: @unchecked Sendable {
     var communicationEstablished = false
     /// Attribute mask bits set since creation or the last RESET (QUERY_QP reports them).
     var attributesSet: UInt32 = 0
+    /// The verbs provider's QP (nil on the software provider).
+    var host: HostQueuePair?
 
     // Responder.
     var expectedPSN: UInt32 = 0

@@ -49,7 +49,7 @@ extension Engine {
 
     /// Takes the WQE at the consumer index into the window, checked and translated. A bad WQE is
     /// recorded as done with its error status; it completes in order and then fails the QP.
-    private func fetch(_ qp: QueuePair) {
+    func fetch(_ qp: QueuePair) {
         let sequence = qp.sqConsumer
         let wqe = qp.sq.slot(sequence)
         // SAFETY: the slot is 2^wqe_shift >= 64 bytes inside a checked ring page.
@@ -140,6 +140,7 @@ extension Engine {
             }
             guard w.length <= 1 << (UInt32(activeMTU) + 7) else { return UInt8(VIRTIO_RDMA_WC_LOC_LEN_ERR) }
             w.av = ah.av
+            w.ah = ah.handle
             if w.remoteQKey & 0x8000_0000 != 0 { w.remoteQKey = qp.attributes.qkey }
         }
         return UInt8(VIRTIO_RDMA_WC_SUCCESS)
@@ -320,6 +321,7 @@ extension Engine {
     func moveToError(_ qp: QueuePair) {
         guard qp.state != .error else { return }
         qp.enter(.error)
+        if host != nil { hostEnterError(qp) }
         qp.resumeAt = 0
         qp.ackDeadline = 0
         if qp.srq != nil { postEvent(Int32(VIRTIO_RDMA_EV_QP_LAST_WQE_REACHED), handle: qp.qpn) }

@@ -3,6 +3,7 @@
 // migration will move) plus host-side caches rebuilt from them.
 import CLinuxShims
 import CVRDMAABI
+import HostVerbs
 import VirtQueue
 
 final class UserContext {
@@ -15,6 +16,8 @@ final class ProtectionDomain {
     let context: UInt32
     /// MRs, QPs, SRQs and AHs created on it: DEALLOC_PD waits for zero.
     var users = 0
+    /// The verbs provider's PD (nil on the software provider).
+    var host: HostProtectionDomain?
     init(handle: UInt32, context: UInt32) { self.handle = handle; self.context = context }
 }
 
@@ -29,6 +32,9 @@ final class MemoryRegion {
     /// Page list (guest-physical); empty for the DMA MR, whose IOVA is the guest-physical address.
     let pages: [UInt64]
     let dma: Bool
+    /// The verbs provider's registration of the same pages (nil on the software provider, or
+    /// after guest RAM moved under it).
+    var host: HostMemoryRegion?
 
     init(lkey: UInt32, rkey: UInt32, pd: ProtectionDomain, context: UInt32, access: UInt32, iova: UInt64,
          length: UInt64, pages: [UInt64], dma: Bool) {
@@ -83,6 +89,8 @@ final class CompletionQueue {
     private(set) var overflowed = false
     /// QPs and SRQs using it: DESTROY_CQ waits for zero.
     var users = 0
+    /// The verbs provider's CQ, whose completions become this ring's CQEs.
+    var host: HostCompletionQueue?
 
     init(handle: UInt32, context: UInt32, ring: GuestRing, doorbell: DoorbellRecord) {
         self.handle = handle; self.context = context; self.ring = ring; self.doorbell = doorbell
@@ -149,9 +157,15 @@ final class ReceiveQueue {
     let maxSGE: UInt32
     /// WQEs taken (free-running), the device side of the doorbell record.
     var consumer: UInt32 = 0
+    /// Verbs provider: per ring slot, the wr_id and first SGE (address, lkey) of a WQE handed to
+    /// the host, whose completion comes later. Empty on the software provider.
+    var wrIDs: [UInt64]
+    var firstAddress: [(UInt64, UInt32)]
 
-    init(ring: GuestRing, doorbell: DoorbellRecord, maxSGE: UInt32) {
+    init(ring: GuestRing, doorbell: DoorbellRecord, maxSGE: UInt32, hostShadow: Bool) {
         self.ring = ring; self.doorbell = doorbell; self.maxSGE = maxSGE
+        wrIDs = hostShadow ? Array(repeating: 0, count: Int(ring.depth)) : []
+        firstAddress = hostShadow ? Array(repeating: (0, 0), count: Int(ring.depth)) : []
         doorbell.clearDeviceLine()
     }
 
@@ -177,6 +191,9 @@ final class SharedReceiveQueue {
     let queue: ReceiveQueue
     var limit: UInt32
     var users = 0
+    /// Verbs provider: the host SRQ, and WQEs handed to it and not completed (for the limit event).
+    var host: HostSharedReceiveQueue?
+    var outstanding: UInt32 = 0
 
     init(handle: UInt32, context: UInt32, pd: ProtectionDomain, queue: ReceiveQueue, limit: UInt32) {
         self.handle = handle; self.context = context; self.pd = pd; self.queue = queue; self.limit = limit
@@ -188,6 +205,7 @@ final class AddressHandle {
     let context: UInt32
     let pd: ProtectionDomain
     let av: virtio_rdma_av
+    var host: HostAddressHandle?
     init(handle: UInt32, context: UInt32, pd: ProtectionDomain, av: virtio_rdma_av) {
         self.handle = handle; self.context = context; self.pd = pd; self.av = av
     }
