@@ -14,6 +14,7 @@ let package = Package(
     products: [
         .executable(name: "vhost-user-rdma", targets: ["VRDMADaemon"]),
         .executable(name: "vrdma-libvirt-hook", targets: ["VRDMALibvirtHook"]),
+        .executable(name: "vrdma-conformance", targets: ["VRDMAConformanceTool"]),
         .library(name: "VhostUser", targets: ["VhostUser"]),
         .library(name: "VhostUserBackend", targets: ["VhostUserBackend"]),
         .library(name: "VirtQueue", targets: ["VirtQueue"]),
@@ -66,6 +67,13 @@ let package = Package(
             name: "VRDMATestSupport",
             dependencies: ["CVRDMAABI", "VhostUser", "VirtQueue", "LinuxSystem"],
             swiftSettings: strict),
+        // The provider conformance suite (docs/architecture.md): scenarios any provider must pass,
+        // run by IntegrationTests against the software fabric and by `vrdma-conformance` against any.
+        .target(name: "VRDMAConformance", dependencies: ["VRDMATestSupport", "CVRDMAABI"], swiftSettings: strict),
+        .executableTarget(
+            name: "VRDMAConformanceTool",
+            dependencies: ["VRDMAConformance", "VRDMATestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: strict),
         // Fuzz drivers: one executable, a target per subcommand; built with -sanitize=fuzzer by `make fuzz`.
         .executableTarget(
             name: "VRDMAFuzz",
@@ -90,7 +98,7 @@ let package = Package(
                     exclude: ["Fixtures"], swiftSettings: strict),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["VRDMATestSupport", "CVRDMAABI", "VhostUser", "VirtQueue", "LinuxSystem"],
+            dependencies: ["VRDMAConformance", "VRDMATestSupport", "CVRDMAABI", "VhostUser", "VirtQueue", "LinuxSystem"],
             swiftSettings: strict),
     ]
 )

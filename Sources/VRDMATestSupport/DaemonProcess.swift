@@ -10,8 +10,8 @@ public final class DaemonProcess {
     public let logPath: String
     private var exited: Int32?
 
-    /// The daemon next to the running test binary (both are in SwiftPM's build directory),
-    /// or $VRDMA_DAEMON.
+    /// $VRDMA_DAEMON, or the daemon next to the running binary (tests, and the conformance tool,
+    /// are built into the same SwiftPM build directory).
     public static var binaryPath: String {
         if let p = getenv("VRDMA_DAEMON") { return String(cString: p) }
         var buf = [CChar](repeating: 0, count: 4096)
@@ -30,12 +30,12 @@ public final class DaemonProcess {
         return String(cString: p)
     }
 
-    /// Starts the daemon serving `devices` sockets in `directory`, and waits until they accept.
-    public init(directory: String = DaemonProcess.makeTemporaryDirectory(), devices: Int = 1,
+    /// Starts `binary` serving `devices` sockets in `directory`, and waits until they accept.
+    public init(binary: String = DaemonProcess.binaryPath, directory: String = DaemonProcess.makeTemporaryDirectory(), devices: Int = 1,
                 extraArguments: [String] = [], waitForSockets: Bool = true) throws(SystemError) {
         socketPaths = (0..<devices).map { "\(directory)/vrdma\($0).sock" }
         logPath = "\(directory)/daemon.log"
-        let args = [Self.binaryPath] + socketPaths.flatMap { ["--socket-path", $0] } + ["--log-level", "debug"] + extraArguments
+        let args = [binary] + socketPaths.flatMap { ["--socket-path", $0] } + ["--log-level", "debug"] + extraArguments
         pid = try Self.spawn(args, stderrPath: logPath)
         if waitForSockets {
             for path in socketPaths { try waitUntilAccepting(path) }

@@ -2,11 +2,12 @@
 // The QP state machine as the guest sees it through MODIFY_QP and QUERY_QP: every (from, to) pair,
 // legal and illegal, with the statuses of docs/virtio-rdma.md §10.5/§14.2 and the state unchanged
 // after a refusal; missing and disallowed attributes; flushing on ERR (in order, even unsignaled);
-// RESET emptying rings without CQEs; WQEs waiting before RTS; destroy with work in flight and the
-// peer's retry budget.
+// RESET emptying rings without CQEs; WQEs waiting before RTS; destroy with work in flight. A peer
+// that stops answering (RETRY_EXC_ERR) is in the conformance suite.
 import CVRDMAABI
 import Glibc
 import Testing
+import VRDMAConformance
 import VRDMATestSupport
 
 @Suite("Verbs: QP states", .serialized)
@@ -283,13 +284,10 @@ struct QPStateTests {
         vms.expectAlive()
     }
 
-    @Test("destroy with work in flight: the daemon survives, no CQE after the destroy, the peer sees RETRY_EXC_ERR")
+    @Test("destroy with work in flight: the daemon survives, no CQE after the destroy, the peer undisturbed")
     func destroyInFlight() throws {
         let vms = try VMs()
-        var p = RCParameters()
-        p.timeout = 8
-        p.retryCount = 1
-        let (a, b) = try connectedPair(vms, p, mrSize: 1 << 20)
+        let (a, b) = try connectedPair(vms, mrSize: 1 << 20)
         // Requester destroyed mid-stream.
         for i in 0..<48 {
             try a.qp.postSend(SendWR(wrId: UInt64(i), opcode: .rdmaWrite, sges: [a.mr.sge(offset: 0, length: 256 << 10)],
@@ -301,30 +299,6 @@ struct QPStateTests {
         #expect(a.sendCQ.doorbell.deviceIndex == produced, "CQEs written after DESTROY_QP returned")
         expectStatus(.badHandle, "a.qp.query()") { _ = try a.qp.query() }
         #expect(stateOf(b.qp) == .rts, "the responder was disturbed")
-
-        // Responder destroyed with the requester's sends in flight: a prefix succeeds, then
-        // RETRY_EXC_ERR, then flushes; every WQE completes, in order.
-        let (c, d) = try connectedPair(vms, p, mrSize: 1 << 20)
-        for i in 0..<32 { try d.postRecv(wrId: UInt64(i), offset: i * 4096, length: 4096) }
-        for i in 0..<32 { try c.send(wrId: UInt64(i), length: 4096) }
-        try d.qp.destroy()
-        for i in 32..<40 { try c.send(wrId: UInt64(i), length: 4096) }
-        let wcs = try c.sendCQ.wait(for: 40, timeoutMilliseconds: 5000)
-        #expect(wcs.map(\.wrId) == (0..<40).map { UInt64($0) }, "completions out of order")
-        let firstError = wcs.firstIndex { $0.status != .success } ?? wcs.count
-        #expect(firstError < 40, "sends to a destroyed QP succeeded")
-        if firstError < 40 {
-            #expect(wcs[firstError].status == .retryExcErr, "\(wcs[firstError])")
-            #expect(wcs[(firstError + 1)...].allSatisfy { $0.status == .wrFlushErr }, "\(wcs[(firstError + 1)...])")
-        }
-        #expect(waitForState(c.qp, .error) == .error)
-        // A peer QP that exists but is not ready (INIT) also drops the packets.
-        let e = try Endpoint(vms.a)
-        let f = try Endpoint(vms.b)
-        try e.qp.connect(to: f.qp, p)
-        try f.qp.modify(f.qp.initAttributes())
-        try e.send(wrId: 1, length: 8)
-        expectWC(try e.sendCQ.waitOne(), wrId: 1, status: .retryExcErr)
         vms.expectAlive()
     }
 }

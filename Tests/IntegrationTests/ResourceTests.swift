@@ -6,6 +6,7 @@
 import CVRDMAABI
 import Glibc
 import Testing
+import VRDMAConformance
 import VRDMATestSupport
 
 @Suite("Verbs: resources and quotas", .serialized)

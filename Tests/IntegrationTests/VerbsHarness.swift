@@ -1,31 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// Shared set-up of the verbs tests: one daemon serving two devices, one model guest driver per
-// device (two "VMs"), each with its own RoCE GID at index 1; and endpoints (context, PD, CQs, a
-// QP and a registered buffer) that tests connect and drive. Every wait has a timeout.
-import CVRDMAABI
+// Swift Testing's side of the verbs tests: the VMs, endpoints and waits come from
+// VRDMAConformance (shared with the conformance scenarios); here are the checks that record
+// issues, and what only the software fabric's tests measure (the daemon's CPU time).
 import Glibc
 import Testing
+import VRDMAConformance
 import VRDMATestSupport
 
-/// The RoCEv2 GID each test VM adds at index 1: ::ffff:10.0.0.<n+1>.
-func vmGID(_ n: Int) -> GID { GID.ipv4Mapped(10, 0, 0, UInt8(n + 1)) }
-
-/// A daemon with `count` devices and a model driver on each.
-final class VMs {
-    let daemon: DaemonProcess
-    let devices: [VerbsDevice]
-    var a: VerbsDevice { devices[0] }
-    var b: VerbsDevice { devices[1] }
-
-    init(count: Int = 2, arguments: [String] = [], workers: Int = 2) throws {
-        daemon = try DaemonProcess(devices: count, extraArguments: ["--workers", "\(workers)"] + arguments)
-        var ds: [VerbsDevice] = []
-        for (i, path) in daemon.socketPaths.enumerated() {
-            ds.append(try VerbsDevice(socketPath: path, roceGID: vmGID(i)))
-        }
-        devices = ds
-    }
-
+extension VMs {
     /// The daemon is alive and every device still answers QUERY_DEVICE.
     func expectAlive(sourceLocation: SourceLocation = #_sourceLocation) {
         #expect(daemon.isRunning, "daemon died: \(daemon.log.suffix(4000))", sourceLocation: sourceLocation)
@@ -46,64 +28,6 @@ final class VMs {
         usleep(UInt32(window * 1000))
         return cpuMilliseconds(daemon.pid) - before
     }
-
-    /// The daemon log's tail, for failure messages.
-    var logTail: String { String(daemon.log.suffix(3000)) }
-
-    deinit { daemon.terminate() }
-}
-
-/// What one side of a connection needs: a context, PD, CQs, a QP and a registered buffer.
-struct Endpoint {
-    let device: VerbsDevice
-    let ctx: VerbsContext
-    let pd: ProtectionDomain
-    let sendCQ: CompletionQueue
-    let recvCQ: CompletionQueue
-    let qp: QueuePair
-    let mr: MemoryRegion
-
-    init(_ device: VerbsDevice, type: QPType = .rc, mrSize: Int = 64 << 10, access: Access = .all,
-         sq: WorkQueueCaps = WorkQueueCaps(depth: 64, maxSGE: 4, maxInline: 64), rq: WorkQueueCaps = WorkQueueCaps(depth: 64, maxSGE: 4),
-         cqDepth: UInt32 = 256, sqSigAll: Bool = false, srq: SharedReceiveQueue? = nil, ctx: VerbsContext? = nil,
-         pd: ProtectionDomain? = nil) throws {
-        self.device = device
-        self.ctx = try ctx ?? device.createContext()
-        self.pd = try pd ?? self.ctx.allocPD()
-        sendCQ = try self.ctx.createCQ(depth: cqDepth)
-        recvCQ = try self.ctx.createCQ(depth: cqDepth)
-        qp = try self.ctx.createQP(pd: self.pd, sendCQ: sendCQ, recvCQ: recvCQ, type: type, sq: sq, rq: rq, srq: srq, sqSigAll: sqSigAll)
-        mr = try self.pd.registerMR(length: mrSize, access: access)
-    }
-
-    /// Another QP on the same context, PD and CQs.
-    func anotherQP(type: QPType = .rc, srq: SharedReceiveQueue? = nil) throws -> QueuePair {
-        try ctx.createQP(pd: pd, sendCQ: sendCQ, recvCQ: recvCQ, type: type, sq: WorkQueueCaps(depth: 64, maxSGE: 4, maxInline: 64),
-                         rq: WorkQueueCaps(depth: 64, maxSGE: 4), srq: srq)
-    }
-
-    func postRecv(wrId: UInt64, offset: Int = 0, length: Int = 4096) throws {
-        try qp.postRecv(RecvWR(wrId: wrId, sges: [mr.sge(offset: offset, length: length)]))
-    }
-
-    func send(wrId: UInt64, offset: Int = 0, length: Int, opcode: SendOpcode = .send, imm: UInt32 = 0,
-              flags: SendFlags = .signaled) throws {
-        try qp.postSend(SendWR(wrId: wrId, opcode: opcode, flags: flags, sges: [mr.sge(offset: offset, length: length)], imm: imm))
-    }
-}
-
-/// Two RC endpoints on two devices, connected.
-func connectedPair(_ vms: VMs, _ pa: RCParameters = RCParameters(), _ pb: RCParameters? = nil, mrSize: Int = 64 << 10,
-                   accessA: Access = .all, accessB: Access = .all) throws -> (Endpoint, Endpoint) {
-    let a = try Endpoint(vms.a, mrSize: mrSize, access: accessA)
-    let b = try Endpoint(vms.b, mrSize: mrSize, access: accessB)
-    try QueuePair.connect(a.qp, b.qp, pa, pb)
-    return (a, b)
-}
-
-/// Deterministic test bytes.
-func pattern(_ count: Int, seed: UInt8) -> [UInt8] {
-    (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ Int(seed) &* 7 &+ ($0 >> 8)) }
 }
 
 /// Asserts one completion's identity and status (opcode only checked on success, as the header says).
@@ -126,18 +50,6 @@ func stateOf(_ qp: QueuePair, sourceLocation: SourceLocation = #_sourceLocation)
         Issue.record("QUERY_QP \(qp.qpn): \(error)", sourceLocation: sourceLocation)
         return nil
     }
-}
-
-/// Waits until QUERY_QP reports `state` (errors reach the QP asynchronously).
-func waitForState(_ qp: QueuePair, _ state: QPState, milliseconds: Int = 2000) -> QPState? {
-    let deadline = monotonicMilliseconds() + milliseconds
-    var last: QPState?
-    repeat {
-        last = try? qp.state()
-        if last == state { return last }
-        usleep(1000)
-    } while monotonicMilliseconds() < deadline
-    return last
 }
 
 /// Expects the command(s) in `body` to fail with `expected` (or succeed, for `.ok`), reporting
