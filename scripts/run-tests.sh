@@ -39,6 +39,21 @@ for target in message descriptor-chain; do
     fi
 done
 
+# The guest driver on the host: builds against the newest 6.12 headers, checkpatch --strict of
+# every source file (installs headers and linux-source if missing).
+if [ -x guest-driver/linux/check.sh ]; then
+    guest-driver/linux/check.sh 2>&1 | tee "$out/guest-driver-check.log"
+    rc=${PIPESTATUS[0]}
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/guest-driver-check.log" | tail -1)
+    if [ -n "$line" ]; then
+        f=$(echo "$line" | cut -d' ' -f3)
+        [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+        stage "guest driver checks" "$(echo "$line" | cut -d' ' -f1)" "$f"
+    else
+        stage "guest driver checks" 0 1
+    fi
+fi
+
 # The libvirt hook under a real libvirtd: defines and starts a TCG domain with the vRDMA device,
 # destroys it (installs libvirt-daemon-system if missing; cleans up after itself).
 if [ -x testbed/libvirt-test.sh ]; then

@@ -5,7 +5,8 @@
  * This header is the driver's only internal interface: every structure shared between files and
  * every function one file offers the others, grouped under the file that defines it. The device
  * contract is abi/virtio_rdma.h, the contract with the rdma-core provider is
- * virtio_rdma_uverbs.h; both are included unchanged.
+ * virtio_rdma_uverbs.h; both are included unchanged. The adapters to the kernel version's APIs
+ * are in vrdma_compat.h, included at the end.
  */
 #ifndef VRDMA_H
 #define VRDMA_H
@@ -306,5 +307,7 @@ int vrdma_post_recv(struct ib_qp *ibqp, const struct ib_recv_wr *wr,
 		    const struct ib_recv_wr **bad_wr);
 int vrdma_post_srq_recv(struct ib_srq *ibsrq, const struct ib_recv_wr *wr,
 			const struct ib_recv_wr **bad_wr);
+
+#include "vrdma_compat.h"
 
 #endif /* VRDMA_H */

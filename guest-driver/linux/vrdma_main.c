@@ -281,7 +281,7 @@ static int vrdma_init_vqs(struct vrdma_dev *dev)
 	names[VIRTIO_RDMA_VQ_EVENT] = "event";
 	callbacks[VIRTIO_RDMA_VQ_CONTROL] = vrdma_ctrl_done;
 	callbacks[VIRTIO_RDMA_VQ_EVENT] = vrdma_event_done;
-	ret = virtio_find_vqs(dev->vdev, dev->nvqs, dev->vqs, callbacks, names, NULL);
+	ret = vrdma_find_vqs(dev->vdev, dev->nvqs, dev->vqs, callbacks, names);
 out:
 	kfree(callbacks);
 	kfree(names);

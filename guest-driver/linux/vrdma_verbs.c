@@ -294,7 +294,7 @@ static int vrdma_mmap(struct ib_ucontext *ibuc, struct vm_area_struct *vma)
 		return -EINVAL;
 	if (vma->vm_flags & VM_EXEC)
 		return -EPERM;
-	vma->vm_flags &= ~VM_MAYEXEC;
+	vrdma_vm_flags_clear(vma, VM_MAYEXEC);
 	return rdma_user_mmap_io(ibuc, vma, PHYS_PFN(dev->notify[queue].page), PAGE_SIZE,
 				 pgprot_noncached(vma->vm_page_prot), NULL);
 }
@@ -516,7 +516,7 @@ static const struct ib_device_ops vrdma_dev_ops = {
 	.alloc_pd = vrdma_alloc_pd,
 	.alloc_ucontext = vrdma_alloc_ucontext,
 	.create_ah = vrdma_create_ah,
-	.create_cq = vrdma_create_cq,
+	.create_cq = vrdma_create_cq_op,
 	.create_qp = vrdma_create_qp,
 	.create_srq = vrdma_create_srq,
 	.create_user_ah = vrdma_create_ah,
