@@ -58,7 +58,8 @@ krel=$kabi-amd64
 
 # Packages extracted whole (minus /usr/share) into the initramfs ...
 # libgcc-s1: glibc dlopens libgcc_s for pthread_exit/cancel (rping), so no ELF closure finds it.
-tool_pkgs=(libibverbs1 ibverbs-providers ibverbs-utils librdmacm1 rdmacm-utils perftest libgcc-s1)
+# libstdc++6: Swift executables built with --static-swift-stdlib still link it (verbs-provider-rxe).
+tool_pkgs=(libibverbs1 ibverbs-providers ibverbs-utils librdmacm1 rdmacm-utils perftest libgcc-s1 libstdc++6)
 # ... and packages only used as a pool to resolve shared libraries from.
 lib_pkgs=(libnl-3-200 libnl-route-3-200 libibumad3 libpci3 libmnl0 libbsd0 libmd0 libcap2 libudev1 zlib1g)
 # iproute2 only for /usr/bin/rdma (`rdma link add ... type rxe`); busybox has ip.

@@ -61,6 +61,16 @@ public final class Checks {
         if !wrong.isEmpty { record("\(wc): wrong \(wrong.joined(separator: "; "))", fileID: fileID, filePath: filePath, line: line) }
     }
 
+    /// Like expectWC, for a status that may be any of `statuses` (what different HCAs report).
+    public func expectWC(_ wc: Completion, wrId: UInt64, statusIn statuses: [WCStatus], qpn: UInt32? = nil,
+                         fileID: String = #fileID, filePath: String = #filePath, line: Int = #line) {
+        var wrong: [String] = []
+        if wc.wrId != wrId { wrong.append("wr_id, expected \(wrId)") }
+        if !statuses.contains(wc.status) { wrong.append("status, expected one of \(statuses)") }
+        if let qpn, wc.qpNum != qpn { wrong.append("qp_num, expected \(qpn)") }
+        if !wrong.isEmpty { record("\(wc): wrong \(wrong.joined(separator: "; "))", fileID: fileID, filePath: filePath, line: line) }
+    }
+
     /// The QP's state as QUERY_QP reports it (nil, with a failure recorded, if the query fails).
     public func stateOf(_ qp: QueuePair, fileID: String = #fileID, filePath: String = #filePath, line: Int = #line) -> QPState? {
         do { return try qp.state() } catch {

@@ -80,18 +80,26 @@ let flowScenarios: [Scenario] = [
         _ = try b.recvCQ.waitOne()
         check.expect(try dev.waitForEvent(.cqCompletion, handle: b.recvCQ.handle, timeoutMilliseconds: 30) == nil, "two events for one arm")
 
-        // Armed SOLICITED: an unsolicited send does not fire; a solicited one does.
+        // Armed SOLICITED: an unsolicited send does not fire; a solicited one does. A host NIC's
+        // completions do not say whether a message was solicited, so on the verbs provider any
+        // receive may fire the arm (a spurious event, never a missed one).
         b.recvCQ.arm(.solicited)
         try b.postRecv(wrId: 4)
         try a.send(wrId: 4, length: 8)
         _ = try b.recvCQ.waitOne()
-        check.expect(try dev.waitForEvent(.cqCompletion, handle: b.recvCQ.handle, timeoutMilliseconds: 30) == nil,
-                     "unsolicited completion fired")
-        check.expect(b.recvCQ.isArmed, "an unsolicited completion consumed a SOLICITED arm")
+        if h.softwareProvider {
+            check.expect(try dev.waitForEvent(.cqCompletion, handle: b.recvCQ.handle, timeoutMilliseconds: 30) == nil,
+                         "unsolicited completion fired")
+            check.expect(b.recvCQ.isArmed, "an unsolicited completion consumed a SOLICITED arm")
+        } else if try dev.waitForEvent(.cqCompletion, handle: b.recvCQ.handle, timeoutMilliseconds: 200) != nil {
+            b.recvCQ.arm(.solicited)
+        }
         try b.postRecv(wrId: 5)
         try a.send(wrId: 5, length: 8, flags: [.signaled, .solicited])
         let solicited = try b.recvCQ.waitOne()
-        check.expect(solicited.flags.contains(.solicited), "SEND_SOLICITED must set WC_F_SOLICITED in the receive CQE: \(solicited)")
+        if h.softwareProvider {
+            check.expect(solicited.flags.contains(.solicited), "SEND_SOLICITED must set WC_F_SOLICITED in the receive CQE: \(solicited)")
+        }
         check.expect(try dev.waitForEvent(.cqCompletion, handle: b.recvCQ.handle) != nil, "solicited completion did not fire")
         // The requester's CQ, armed, fires for its send completion.
         check.expectEqual(try a.sendCQ.wait(for: 5).map(\.wrId), [1, 2, 3, 4, 5], "send completions")

@@ -71,6 +71,19 @@ public struct Endpoint {
         try qp.postRecv(RecvWR(wrId: wrId, sges: [mr.sge(offset: offset, length: length)]))
     }
 
+    /// A UD receive, posted and then waited for until the device has taken it: a datagram finds
+    /// only receives the device took (docs/virtio-rdma.md, UD), and the verbs provider hands them
+    /// to the NIC asynchronously.
+    public func postRecvTaken(wrId: UInt64, offset: Int = 0, length: Int = 4096) throws {
+        try postRecv(wrId: wrId, offset: offset, length: length)
+        guard let rq = qp.rq else { return }
+        let deadline = monotonicMilliseconds() + 2000
+        while rq.outstanding > 0 {
+            guard monotonicMilliseconds() < deadline else { throw VerbsError.timeout("the device did not take receive \(wrId)") }
+            usleep(200)
+        }
+    }
+
     public func send(wrId: UInt64, offset: Int = 0, length: Int, opcode: SendOpcode = .send, imm: UInt32 = 0,
                      flags: SendFlags = .signaled) throws {
         try qp.postSend(SendWR(wrId: wrId, opcode: opcode, flags: flags, sges: [mr.sge(offset: offset, length: length)], imm: imm))
@@ -111,6 +124,11 @@ public struct HarnessConfiguration: Sendable {
     public var daemonArguments: [String]
     public var gids: [GID]
 
+    /// The daemon runs the software fabric (not `--provider verbs`).
+    public var softwareProvider: Bool {
+        !daemonArguments.contains("verbs") && !daemonArguments.contains { $0.hasPrefix("--provider=verbs") }
+    }
+
     public init(daemonPath: String = DaemonProcess.binaryPath, daemonArguments: [String] = [], gids: [GID] = [vmGID(0), vmGID(1)]) {
         precondition(gids.count == 2, "one GID per device")
         self.daemonPath = daemonPath
@@ -127,11 +145,16 @@ public final class Harness {
     public let gids: [GID]
     public var a: VerbsDevice { vms.a }
     public var b: VerbsDevice { vms.b }
+    /// The daemon runs the software fabric (not `--provider verbs`). A few answers come from the
+    /// host NIC on the verbs provider and are allowed to be what real HCAs give (docs/virtio-rdma.md,
+    /// "Providers").
+    public let softwareProvider: Bool
 
     init(_ configuration: HarnessConfiguration, checks: Checks) throws {
         vms = try VMs(arguments: configuration.daemonArguments, daemonPath: configuration.daemonPath, gids: configuration.gids)
         self.checks = checks
         gids = configuration.gids
+        softwareProvider = configuration.softwareProvider
     }
 
     /// Two RC endpoints, one on each device, connected.

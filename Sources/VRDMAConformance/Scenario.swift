@@ -16,6 +16,14 @@ public struct Scenario: Sendable {
     /// Every scenario, in the order the tool runs them.
     public static let all: [Scenario] = messageScenarios + rdmaScenarios + datagramScenarios + flowScenarios + errorScenarios
 
+    /// What only a provider with a host NIC can show (the NIC moving bytes with the daemon stopped).
+    public static let hostNIC: [Scenario] = zeroCopyScenarios
+
+    /// The scenarios for a daemon command line.
+    public static func suite(for configuration: HarnessConfiguration) -> [Scenario] {
+        all + (configuration.softwareProvider ? [] : hostNIC)
+    }
+
     /// Runs the scenario against a fresh daemon, then checks that the daemon survived it.
     public func result(against configuration: HarnessConfiguration) -> ScenarioResult {
         let checks = Checks()

@@ -41,20 +41,43 @@ struct ConformanceTool: ParsableCommand {
     @Argument(parsing: .postTerminator, help: ArgumentHelp("Extra daemon arguments, after --.", valueName: "DAEMON-ARGS"))
     var daemonArguments: [String] = []
 
+    @Option(name: .customLong("measure-registration"), help: ArgumentHelp(
+        "Instead of the scenarios: time REG_MR and DEREG_MR of one MR of MIB MiB on one device, and print it.", valueName: "MIB"))
+    var measureRegistration: Int?
+
+    /// REG_MR of a large MR: the command's round trip as the guest sees it (pinning and, on the
+    /// verbs provider, the window and the NIC's registration).
+    func measure(registrationMiB mib: Int, _ configuration: HarnessConfiguration) throws {
+        let daemon = try DaemonProcess(binary: configuration.daemonPath, devices: 1, extraArguments: configuration.daemonArguments)
+        defer { daemon.terminate() }
+        let device = try VerbsDevice(socketPath: daemon.socketPaths[0], lowMiB: UInt64(mib + 64), roceGID: configuration.gids[0])
+        let pd = try device.createContext().allocPD()
+        let start = monotonicMilliseconds()
+        let mr = try pd.registerMR(length: mib << 20, timeoutMilliseconds: 600_000)
+        let registered = monotonicMilliseconds()
+        try mr.deregister()
+        let done = monotonicMilliseconds()
+        print("REG_MR of \(mib) MiB: \(registered - start) ms; DEREG_MR: \(done - registered) ms")
+    }
+
     func validate() throws {
         guard gidTexts.isEmpty || gidTexts.count == 2 else { throw ValidationError("give --gid twice (one per device) or not at all") }
         for text in gidTexts where parseGID(text) == nil { throw ValidationError("not an IPv4 or IPv6 address: \(text)") }
     }
 
     func run() throws {
-        let scenarios = Scenario.all.filter { filter.map($0.name.contains) ?? true }
+        var configuration = HarnessConfiguration(daemonArguments: daemonArguments)
+        if let daemonPath { configuration.daemonPath = daemonPath }
+        if !gidTexts.isEmpty { configuration.gids = gidTexts.compactMap(parseGID) }
+        if let measureRegistration {
+            try measure(registrationMiB: measureRegistration, configuration)
+            return
+        }
+        let scenarios = Scenario.suite(for: configuration).filter { filter.map($0.name.contains) ?? true }
         if list {
             for scenario in scenarios { print(scenario.name) }
             return
         }
-        var configuration = HarnessConfiguration(daemonArguments: daemonArguments)
-        if let daemonPath { configuration.daemonPath = daemonPath }
-        if !gidTexts.isEmpty { configuration.gids = gidTexts.compactMap(parseGID) }
         var failed = 0
         for scenario in scenarios {
             let result = scenario.result(against: configuration)

@@ -160,8 +160,8 @@ public final class VerbsDevice {
     /// One command; throws `.command(op, status)` unless the device answers OK with exactly the
     /// response size (used length = 8 + size, as the header demands).
     @discardableResult
-    public func execute(_ op: Opcode, request: [UInt8] = [], responseSize: Int) throws(VerbsError) -> [UInt8] {
-        let reply = try rawCommand(op.rawValue, request: request, responseSize: responseSize)
+    public func execute(_ op: Opcode, request: [UInt8] = [], responseSize: Int, timeoutMilliseconds: Int32 = 5000) throws(VerbsError) -> [UInt8] {
+        let reply = try rawCommand(op.rawValue, request: request, responseSize: responseSize, timeoutMilliseconds: timeoutMilliseconds)
         let status = CommandStatus(rawValue: reply.status)
         guard status == .ok else { throw .command(op, status) }
         let expected = UInt32(MemoryLayout<virtio_rdma_resp_hdr>.size + responseSize)
@@ -459,7 +459,8 @@ public final class ProtectionDomain {
     /// user-space-looking address `pageOffset` bytes into a page); its first byte sits at
     /// `iova & 4095` of the first page, and the page list names exactly the spanned pages.
     public func registerMR(length: Int, access: Access = .all, pageOffset: Int = 0, iova: UInt64? = nil,
-                           layout: PageLayout = .contiguous, indirect: Bool = false) throws(VerbsError) -> MemoryRegion {
+                           layout: PageLayout = .contiguous, indirect: Bool = false,
+                           timeoutMilliseconds: Int32 = 5000) throws(VerbsError) -> MemoryRegion {
         precondition(length > 0)
         let va = iova ?? device.userIOVA(length: length, pageOffset: pageOffset)
         let offset = Int(va & 4095)
@@ -471,7 +472,7 @@ public final class ProtectionDomain {
         r.iova = va.littleEndian
         r.length = UInt64(length).littleEndian
         r.pages = device.writePageList(pages.gpas, indirect: indirect)
-        let keys = try registerMR(r)
+        let keys = try registerMR(r, timeoutMilliseconds: timeoutMilliseconds)
         return MemoryRegion(pd: self, lkey: keys.lkey, rkey: keys.rkey, iova: va, length: UInt64(length), access: access, pages: pages)
     }
 
@@ -486,8 +487,8 @@ public final class ProtectionDomain {
     }
 
     /// REG_MR with any request (hostile tests): the keys, or the status as `.command`.
-    public func registerMR(_ request: virtio_rdma_cmd_reg_mr) throws(VerbsError) -> (lkey: UInt32, rkey: UInt32) {
-        let body = try device.execute(.regMR, request: bytes(of: request), responseSize: 8)
+    public func registerMR(_ request: virtio_rdma_cmd_reg_mr, timeoutMilliseconds: Int32 = 5000) throws(VerbsError) -> (lkey: UInt32, rkey: UInt32) {
+        let body = try device.execute(.regMR, request: bytes(of: request), responseSize: 8, timeoutMilliseconds: timeoutMilliseconds)
         let rsp = decode(virtio_rdma_rsp_reg_mr.self, from: body)
         return (UInt32(littleEndian: rsp.lkey), UInt32(littleEndian: rsp.rkey))
     }

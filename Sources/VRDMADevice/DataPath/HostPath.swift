@@ -330,7 +330,7 @@ extension Engine {
         var work = 0
         if qp.ownReceive != nil { work += hostPostReceives(qp, host) }
         guard qp.state == .readyToSend else { return work }
-        while qp.windowCount < qp.sq.depth {
+        while !qp.hostSendStopped && qp.windowCount < qp.sq.depth {
             let posted = qp.sqDoorbell.driverIndex &- qp.sqConsumer
             if posted == 0 { break }
             stopKicks(qp)
@@ -343,11 +343,17 @@ extension Engine {
             fetch(qp)
             work += 1
             let i = qp.slot(sequence)
-            if qp.inflight[i].phase == .done { break }  // failed its checks: completes in order, then fails the QP
+            // A WQE that failed its checks, or that the host refused, completes in order and then
+            // fails the QP; nothing after it is sent.
+            if qp.inflight[i].phase == .done {
+                qp.hostSendStopped = true
+                break
+            }
             let status = hostPostSend(qp, sequence: sequence, host)
             if status != UInt8(VIRTIO_RDMA_WC_SUCCESS) {
                 qp.inflight[i].phase = .done
                 qp.inflight[i].status = status
+                qp.hostSendStopped = true
                 break
             }
             qp.inflight[i].phase = .sent
@@ -391,6 +397,10 @@ extension Engine {
         if w.withImm { wr.imm_data = w.imm }
         let directory = host.currentSnapshot()
         let rkey = directory.hostRKey[w.rkey] ?? w.rkey
+        // The device's answer to a misaligned atomic, whatever the host NIC would do with it.
+        if w.isReadOrAtomic && w.opcode != UInt8(VIRTIO_RDMA_WR_RDMA_READ) && w.remoteAddress & 7 != 0 {
+            return UInt8(VIRTIO_RDMA_WC_REM_INV_REQ_ERR)
+        }
         switch Int32(w.opcode) {
         case VIRTIO_RDMA_WR_RDMA_WRITE, VIRTIO_RDMA_WR_RDMA_WRITE_WITH_IMM, VIRTIO_RDMA_WR_RDMA_READ:
             wr.wr.rdma.remote_addr = w.remoteAddress
@@ -557,7 +567,9 @@ extension Engine {
                 postEvent(Int32(VIRTIO_RDMA_EV_SRQ_LIMIT_REACHED), handle: srq.handle)
             }
         }
-        writeCompletion(qp.recvCQ, &cqe, solicited: false)
+        // A host completion does not say whether the message was solicited: a SOLICITED arm fires
+        // on any receive (spurious events are allowed, missed ones are not).
+        writeCompletion(qp.recvCQ, &cqe, solicited: true)
         if wc.status != IBV_WC_SUCCESS && wc.status != IBV_WC_WR_FLUSH_ERR { moveToError(qp) }
     }
 

@@ -95,8 +95,10 @@ final class QueuePair: @unchecked Sendable {
     var communicationEstablished = false
     /// Attribute mask bits set since creation or the last RESET (QUERY_QP reports them).
     var attributesSet: UInt32 = 0
-    /// The verbs provider's QP (nil on the software provider).
+    /// The verbs provider's QP (nil on the software provider), and whether a WQE failed before
+    /// reaching it: nothing after that one goes to the host until the QP is in ERR or reset.
     var host: HostQueuePair?
+    var hostSendStopped = false
 
     // Responder.
     var expectedPSN: UInt32 = 0
@@ -172,6 +174,7 @@ final class QueuePair: @unchecked Sendable {
                 rq.doorbell.setDeviceIndex(rq.consumer)
             }
             resumeAt = 0; ackDeadline = 0; outstandingReadAtomic = 0
+            hostSendStopped = false
         case .readyToReceive where old != .readyToReceive:
             expectedPSN = attributes.rqPSN & 0xff_ffff
         case .readyToSend where old == .readyToReceive:
