@@ -65,10 +65,50 @@ RESULT_LINES = re.compile(r"^(== |VRDMA-TEST: FAIL|\s*(hca_id|port:|state:|link_
                           r"\s*#bytes|\s*\d+\s+\d+\s+[\d.]+\s+[\d.]+)")
 
 
-def run_pair(name, description, script, extra_files=lambda parts: {}, rdma_props="num-queues=6,page-per-vq=on"):
+_HEADER = re.compile(r"^== (\S+)")
+_PINGPONG = re.compile(r"\d+ iters in [\d.]+ seconds = ([\d.]+) (usec/iter)")
+_STREAM = re.compile(r"bytes in [\d.]+ seconds = ([\d.]+) (Gb/sec)")   # tcp-pingpong -b
+_PERFTEST_ROW = re.compile(r"^\s*\d+\s+\d+\s+[\d.]+\s")
+
+
+def tool_numbers(log_path):
+    """Each tool's headline number in a guest's serial log, as {check name: (value, unit)}, the
+    name taken from the "== NAME" line before it: the pingpongs' (and tcp-pingpong's) usec per
+    round trip, perftest _lat's t_typical (the median, which TCG's stalls move less than the
+    mean), perftest _bw's BW average, tcp-pingpong -b's Gb/sec. The first number after a header
+    counts (a loopback run prints its client's before its server's)."""
+    numbers, name, column = {}, None, None
+    with open(log_path, errors="replace") as f:
+        for line in f:
+            line = line.rstrip("\r\n")
+            m = _HEADER.match(line)
+            if m:
+                name, column = m.group(1), None
+                continue
+            if name is None or name in numbers:
+                continue
+            m = _PINGPONG.search(line) or _STREAM.search(line)
+            if m:
+                numbers[name] = (float(m.group(1)), m.group(2))
+            elif "#bytes" in line:
+                # "BW peak[Gb/sec]" and "99% percentile[usec]" are one column each.
+                heads = re.sub(r"(BW|%) ", r"\1_", line).split()
+                column = next(((i, h) for i, h in enumerate(heads)
+                               if h.startswith(("t_typical[", "BW_average["))), None)
+            elif column and _PERFTEST_ROW.match(line):
+                fields = line.split()
+                if len(fields) > column[0]:
+                    numbers[name] = (float(fields[column[0]]), column[1].split("[")[1].rstrip("]"))
+    return numbers
+
+
+def run_pair(name, description, script, extra_files=lambda parts, results: {},
+             rdma_props="num-queues=6,page-per-vq=on", report=None):
     """The shape of every two-guest scenario with our driver and rdma-core: guest a (10.0.0.1,
     role server) and b (10.0.0.2, role client, peer a) run `script` against one daemon; then
-    each guest's result lines are printed. Exits with the run's verdict."""
+    each guest's result lines are printed, and report({guest name: serial log path}) runs if
+    given. extra_files(parts, results directory) gives the files both guests get. Exits with
+    the run's verdict, which the report cannot change."""
     sys.path.insert(0, HERE)
     import run  # noqa: E402
     ap = argparse.ArgumentParser(description=description)
@@ -85,9 +125,10 @@ def run_pair(name, description, script, extra_files=lambda parts: {}, rdma_props
                                         "%s-%s" % (name, time.strftime("%Y%m%d-%H%M%S")))
     tb = run.Testbed(results=results, timeout=a.timeout,
                      daemon=daemon_command(a.daemon_bin, ["a", "b"], "--log-level " + a.log_level))
+    files = extra_files(parts, tb.results)
     for guest, ip, params in (("a", "10.0.0.1/24", {"role": "server"}),
                               ("b", "10.0.0.2/24", {"role": "client", "peer": "10.0.0.1"})):
-        opts = guest_options(parts, extra_files(parts))
+        opts = guest_options(parts, files)
         opts["rdma_props"] = rdma_props
         tb.add_guest(guest, ip=ip, script=script, params=params, **opts)
     ok = tb.run()
@@ -97,4 +138,9 @@ def run_pair(name, description, script, extra_files=lambda parts: {}, rdma_props
             for line in f:
                 if RESULT_LINES.match(line):
                     print("  " + line.rstrip())
+    if report:
+        try:
+            report({g.name: g.log_path for g in tb.guests})
+        except Exception as e:   # numbers are reported, never asserted
+            print("\n%s: no report: %r" % (name, e))
     sys.exit(0 if ok else 1)

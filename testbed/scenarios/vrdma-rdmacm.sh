@@ -3,8 +3,9 @@
 # ib_mad, ib_cm in the guest kernel over the device's GSI QP) between two guests on one
 # vhost-user-rdma daemon:
 #   both    load the driver; vrdma0 port ACTIVE; /dev/infiniband/rdma_cm present
-#   a <-> b rping (a: rping -s, b: rping -c -C 10 -v), perftest ib_send_lat -R, ib_write_bw -R,
-#           ib_read_lat -R (a serves, b connects to a's IP), ucmatose (if installed)
+#   a <-> b rping (a: rping -s, b: rping -c -C 10 -v), perftest ib_{write,send,read}_bw -R and
+#           ib_{write,send,read,atomic}_lat -R (a serves, b connects to a's IP), ucmatose (if
+#           installed)
 #   both    dmesg-clean
 # Environment: VRDMA_ROLE=server|client, VRDMA_PEER=<server IPv4> on the client.
 # Each client step retries until its server listens; a server step waits for one client.
@@ -37,10 +38,13 @@ ibv_devinfo -d vrdma0 -v 2>&1 | grep -E 'state:|active_mtu:|max_mad|cap_flags' |
 P=$VRDMA_PEER
 
 pair rping rping -s -v -C 10 -- rping -c -a "$P" -C 10 -v
-pair send-lat-rdma-cm ib_send_lat -d vrdma0 -R -n 1000 -F -- ib_send_lat -d vrdma0 -R -n 1000 -F "$P"
-pair write-bw-rdma-cm ib_write_bw -d vrdma0 -R -s 65536 -n 2000 -F --report_gbits -- \
-    ib_write_bw -d vrdma0 -R -s 65536 -n 2000 -F --report_gbits "$P"
-pair read-lat-rdma-cm ib_read_lat -d vrdma0 -R -n 1000 -F -- ib_read_lat -d vrdma0 -R -n 1000 -F "$P"
+for op in write send read; do
+    pair $op-bw-rdma-cm ib_${op}_bw -d vrdma0 -R -s 65536 -n 1000 -F --report_gbits -- \
+        ib_${op}_bw -d vrdma0 -R -s 65536 -n 1000 -F --report_gbits "$P"
+done
+for op in write send read atomic; do
+    pair $op-lat-rdma-cm ib_${op}_lat -d vrdma0 -R -n 1000 -F -- ib_${op}_lat -d vrdma0 -R -n 1000 -F "$P"
+done
 if command -v ucmatose >/dev/null; then
     pair ucmatose ucmatose -- ucmatose -s "$P"
 else

@@ -2,12 +2,16 @@
 # Guest side of vrdma-verbs (host side: vrdma-verbs.py). User-space verbs through the virtio_rdma
 # provider and guest driver, against one vhost-user-rdma daemon serving both guests:
 #   both    load the driver; vrdma0 port ACTIVE; libibverbs loads its providers without warnings;
-#           ibv_rc_pingpong between two processes of the same guest (loopback through the device);
 #           /test/vrdma-verbs-check (guest-driver/rdma-core/tests): the provider's features one by one
-#   a <-> b ibv_rc_pingpong (polling and with events), ibv_ud_pingpong, ibv_srq_pingpong, then
-#           perftest ib_{write,send,read}_bw and ib_{write,send,read,atomic}_lat (a serves, b
-#           connects to a)
-#   a <-> b ibv_rc_pingpong over rdma_rxe on eth0, with the same (overlay) libibverbs
+#   a <-> b on vrdma0: ibv_rc_pingpong (polling and with events), ibv_ud_pingpong,
+#           ibv_srq_pingpong, perftest ib_{write,send,read}_bw and ib_{write,send,read,atomic}_lat
+#           (a serves, b connects to a)
+#   a <-> b /test/tcp-pingpong (testbed/guest/tcp-pingpong.c) over eth0: latency and bandwidth
+#   a <-> b the same tools as on vrdma0 (but the events run) over rdma_rxe on eth0, with the
+#           same (overlay) libibverbs
+#   a       the same tools between two processes of this guest (loopback through the device),
+#           last, so that no step of b's waits for them
+# The numbers are compared by vrdma-verbs.py after the run, never checked here.
 # Environment: VRDMA_ROLE=server|client, VRDMA_PEER=<server IPv4> on the client.
 # Each client step retries until its server listens; a server step waits for one client.
 . /lib/vrdma/test-lib.sh
@@ -25,6 +29,37 @@ pair() {
     fi
 }
 
+# loop_pair NAME CMD...: two processes of this guest, CMD -p PORT in the background as the
+# server and CMD -p PORT 127.0.0.1 as the client, each run on a port of its own from 18601 (the
+# pairs use the tools' default 18515). Its variables have names of their own: test-lib's
+# functions set name, t and rc.
+loop_port=18600
+loop_pair() {
+    loop_name=$1; shift
+    loop_port=$((loop_port + 1))
+    echo "== $loop_name"
+    timeout $T "$@" -p $loop_port >/tmp/loop-server.out 2>&1 &
+    srv=$!
+    vrdma_check "$loop_name" vrdma_retry 30 timeout $T "$@" -p $loop_port 127.0.0.1
+    vrdma_check "$loop_name-server" wait $srv
+    cat /tmp/loop-server.out
+}
+
+# tools RUNNER DEV GID PREFIX SUFFIX N BW_N: the stock pingpongs and perftest tools over DEV (GID
+# index GID), check PREFIX<tool>SUFFIX run by RUNNER; N iterations, BW_N for the _bw tools.
+tools() {
+    run=$1 dev=$2 g=$3 pre=$4 suf=$5 n=$6 bw_n=$7
+    $run "${pre}rc-pingpong$suf" ibv_rc_pingpong -d "$dev" -g "$g" -n "$n" -s 4096
+    $run "${pre}ud-pingpong$suf" ibv_ud_pingpong -d "$dev" -g "$g" -n "$n" -s 1024
+    $run "${pre}srq-pingpong$suf" ibv_srq_pingpong -d "$dev" -g "$g" -n "$n" -s 4096
+    for op in write send read; do
+        $run "${pre}$op-bw$suf" ib_${op}_bw -d "$dev" -x "$g" -s 65536 -n "$bw_n" -F --report_gbits
+    done
+    for op in write send read atomic; do
+        $run "${pre}$op-lat$suf" ib_${op}_lat -d "$dev" -x "$g" -n "$n" -F
+    done
+}
+
 vrdma_check driver-load vrdma_load_driver /test/virtio_rdma.ko || exit 0
 gidx=$(vrdma_roce_gid vrdma0)
 echo "== vrdma0 in guest $VRDMA_NAME, RoCE v2 IPv4 GID index $gidx"
@@ -33,34 +68,24 @@ cat /tmp/devinfo /tmp/devinfo.err
 vrdma_check devinfo-port-active grep -q 'state:.*PORT_ACTIVE' /tmp/devinfo
 vrdma_check no-provider-warnings [ ! -s /tmp/devinfo.err ]
 
-# Two processes of this guest: loopback through the device (port 18600, apart from the pairs).
-echo "== rc-pingpong-local"
-timeout $T ibv_rc_pingpong -d vrdma0 -g "$gidx" -p 18600 -n 500 -s 4096 >/tmp/local-srv 2>&1 &
-srv=$!
-vrdma_check rc-pingpong-local vrdma_retry 30 \
-    timeout $T ibv_rc_pingpong -d vrdma0 -g "$gidx" -p 18600 -n 500 -s 4096 127.0.0.1
-vrdma_check rc-pingpong-local-server wait $srv
-cat /tmp/local-srv
-
 # What the stock tools do not reach (immediate data, inline, atomics, fence, events, resize, UD
 # GRH, SRQ limit, WR checks): one process, QPs looped back through the device.
 echo "== vrdma-verbs-check"
 vrdma_check verbs-check timeout $T /test/vrdma-verbs-check vrdma0 "$gidx"
 
-pair rc-pingpong ibv_rc_pingpong -d vrdma0 -g "$gidx" -n 1000 -s 4096
+tools pair vrdma0 "$gidx" "" "" 1000 500
 pair rc-pingpong-events ibv_rc_pingpong -d vrdma0 -g "$gidx" -n 200 -s 1024 -e
-pair ud-pingpong ibv_ud_pingpong -d vrdma0 -g "$gidx" -n 1000 -s 1024
-pair srq-pingpong ibv_srq_pingpong -d vrdma0 -g "$gidx" -n 500 -s 4096
-pair write-bw ib_write_bw -d vrdma0 -x "$gidx" -s 65536 -n 2000 -F --report_gbits
-pair send-bw ib_send_bw -d vrdma0 -x "$gidx" -s 65536 -n 2000 -F --report_gbits
-pair read-bw ib_read_bw -d vrdma0 -x "$gidx" -s 65536 -n 2000 -F --report_gbits
-pair write-lat ib_write_lat -d vrdma0 -x "$gidx" -n 1000 -F
-pair send-lat ib_send_lat -d vrdma0 -x "$gidx" -n 1000 -F
-pair read-lat ib_read_lat -d vrdma0 -x "$gidx" -n 1000 -F
-pair atomic-lat ib_atomic_lat -d vrdma0 -x "$gidx" -n 1000 -F
+
+# The kernel's TCP over the NIC: the same round trip as rc-pingpong, and a 64 KiB stream.
+pair tcp-lat /test/tcp-pingpong -p 18700 -s 4096 -n 1000
+pair tcp-bw /test/tcp-pingpong -p 18701 -b -s 65536 -n 500
 
 # Soft-RoCE on the same NIC with the same libibverbs 59: the overlay's rxe provider.
 echo "== rxe"
-vrdma_check rxe-link-add rdma link add rxe0 type rxe netdev eth0 || exit 0
-vrdma_check rxe-gid vrdma_retry 30 vrdma_roce_gid rxe0 || exit 0
-pair rxe-rc-pingpong ibv_rc_pingpong -d rxe0 -g "$(vrdma_roce_gid rxe0)" -n 200 -s 4096
+if vrdma_check rxe-link-add rdma link add rxe0 type rxe netdev eth0 &&
+   vrdma_check rxe-gid vrdma_retry 30 vrdma_roce_gid rxe0; then
+    tools pair rxe0 "$(vrdma_roce_gid rxe0)" rxe- "" 1000 500
+fi
+
+[ "$VRDMA_ROLE" = server ] || exit 0
+tools loop_pair vrdma0 "$gidx" "" -local 200 200
