@@ -39,46 +39,33 @@ for target in message descriptor-chain; do
     fi
 done
 
-# The guest driver on the host: builds against the newest 6.12 headers, checkpatch --strict of
-# every source file (installs headers and linux-source if missing).
-if [ -x guest-driver/linux/check.sh ]; then
-    guest-driver/linux/check.sh 2>&1 | tee "$out/guest-driver-check.log"
-    rc=${PIPESTATUS[0]}
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/guest-driver-check.log" | tail -1)
+# A stage that is a script ending with "N passed, M failed"; a non-zero exit without a failed
+# line counts as one failure, and no such line at all as a failed stage.
+counted_stage() {  # counted_stage NAME LOG CMD...
+    local name=$1 log=$2; shift 2
+    "$@" 2>&1 | tee "$log"
+    local rc=${PIPESTATUS[0]}
+    local line f
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1)
     if [ -n "$line" ]; then
         f=$(echo "$line" | cut -d' ' -f3)
         [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-        stage "guest driver checks" "$(echo "$line" | cut -d' ' -f1)" "$f"
+        stage "$name" "$(echo "$line" | cut -d' ' -f1)" "$f"
     else
-        stage "guest driver checks" 0 1
+        stage "$name" 0 1
     fi
-fi
+}
+
+# The guest driver on the host: builds against the newest 6.12 headers, checkpatch --strict of
+# every source file (installs headers and linux-source if missing).
+counted_stage "guest driver checks" "$out/guest-driver-check.log" guest-driver/linux/check.sh
 
 # The libvirt hook under a real libvirtd: defines and starts a TCG domain with the vRDMA device,
 # destroys it (installs libvirt-daemon-system if missing; cleans up after itself).
-if [ -x testbed/libvirt-test.sh ]; then
-    testbed/libvirt-test.sh "$bin" 2>&1 | tee "$out/libvirt.log"
-    rc=${PIPESTATUS[0]}
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/libvirt.log" | tail -1)
-    if [ -n "$line" ]; then
-        f=$(echo "$line" | cut -d' ' -f3)
-        [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
-        stage "libvirt hook" "$(echo "$line" | cut -d' ' -f1)" "$f"
-    else
-        stage "libvirt hook" 0 1
-    fi
-fi
+counted_stage "libvirt hook" "$out/libvirt.log" testbed/libvirt-test.sh "$bin"
 
-if [ -x testbed/e2e.sh ]; then
-    testbed/e2e.sh "$bin" 2>&1 | tee "$out/e2e.log"
-    rc=${PIPESTATUS[0]}
-    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$out/e2e.log" | tail -1)
-    if [ -n "$line" ]; then
-        stage "guest tests" "$(echo "$line" | cut -d' ' -f1)" "$(echo "$line" | cut -d' ' -f3)"
-    else
-        stage "guest tests" 0 1
-    fi
-fi
+# Real QEMU and Debian guests under TCG (testbed/e2e.sh).
+counted_stage "guest tests" "$out/e2e.log" testbed/e2e.sh "$bin"
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -331,14 +331,8 @@ extension Engine {
         if qp.ownReceive != nil { work += hostPostReceives(qp, host) }
         guard qp.state == .readyToSend else { return work }
         while !qp.hostSendStopped && qp.windowCount < qp.sq.depth {
-            let posted = qp.sqDoorbell.driverIndex &- qp.sqConsumer
-            if posted == 0 { break }
-            stopKicks(qp)
-            guard posted <= qp.sq.depth else {
-                logger.warning("QP \(qp.qpn): SQ producer index \(qp.sqDoorbell.driverIndex) is \(posted) ahead of the consumer")
-                fatal(qp, event: Int32(VIRTIO_RDMA_EV_QP_FATAL))
-                return work + 1
-            }
+            guard let waiting = sendWQEWaiting(qp) else { return work + 1 }
+            if !waiting { break }
             let sequence = qp.sqConsumer
             fetch(qp)
             work += 1

@@ -27,14 +27,8 @@ extension Engine {
         }
         if qp.state == .readyToSend {
             while qp.windowCount < qp.sq.depth {
-                let posted = qp.sqDoorbell.driverIndex &- qp.sqConsumer
-                if posted == 0 { break }
-                stopKicks(qp)
-                guard posted <= qp.sq.depth else {
-                    logger.warning("QP \(qp.qpn): SQ producer index \(qp.sqDoorbell.driverIndex) is \(posted) ahead of the consumer")
-                    fatal(qp, event: Int32(VIRTIO_RDMA_EV_QP_FATAL))
-                    return work + 1
-                }
+                guard let waiting = sendWQEWaiting(qp) else { return work + 1 }
+                if !waiting { break }
                 fetch(qp)
                 work += 1
             }
@@ -45,6 +39,20 @@ extension Engine {
         work += transmit(qp, now: now)
         retire(qp)
         return work
+    }
+
+    /// Whether the SQ holds a WQE to take; nil if its producer index is impossible (more than a
+    /// ring ahead), which breaks the QP.
+    func sendWQEWaiting(_ qp: QueuePair) -> Bool? {
+        let posted = qp.sqDoorbell.driverIndex &- qp.sqConsumer
+        if posted == 0 { return false }
+        stopKicks(qp)
+        guard posted <= qp.sq.depth else {
+            logger.warning("QP \(qp.qpn): SQ producer index \(qp.sqDoorbell.driverIndex) is \(posted) ahead of the consumer")
+            fatal(qp, event: Int32(VIRTIO_RDMA_EV_QP_FATAL))
+            return nil
+        }
+        return true
     }
 
     /// Takes the WQE at the consumer index into the window, checked and translated. A bad WQE is
