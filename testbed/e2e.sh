@@ -48,7 +48,7 @@ results=${VRDMA_RESULTS:-${TMPDIR:-/tmp}/vrdma-results/e2e-$(date +%Y%m%d-%H%M%S
 mkdir -p "$results"
 
 # ---- scenarios (each ends with run.py's "N passed, M failed (...)" line) --------
-names=(rxe-pingpong vrdma-smoke vrdma-kernel vrdma-kernel-disconnect vrdma-verbs vrdma-kernel-uverbs vrdma-rdmacm libvirt-netdevsim)
+names=(rxe-pingpong vrdma-smoke vrdma-kernel vrdma-kernel-disconnect vrdma-verbs vrdma-kernel-uverbs vrdma-rdmacm vrdma-reboot-traffic verbs-provider-rxe libvirt-netdevsim)
 scenario() {  # scenario NAME: run it
     case $1 in
     rxe-pingpong) "$here/run.py" "$here/scenarios/rxe-pingpong.json" --results "$results/$1" ;;
@@ -58,6 +58,8 @@ scenario() {  # scenario NAME: run it
     vrdma-verbs)  "$here/scenarios/vrdma-verbs.py" --daemon-bin "$daemon" --results "$results/$1" ;;
     vrdma-kernel-uverbs) "$here/scenarios/vrdma-kernel-uverbs.py" --daemon-bin "$daemon" --results "$results/$1" ;;
     vrdma-rdmacm) "$here/scenarios/vrdma-rdmacm.py" --daemon-bin "$daemon" --results "$results/$1" ;;
+    vrdma-reboot-traffic) "$here/scenarios/vrdma-reboot-traffic.py" --daemon-bin "$daemon" --results "$results/$1" ;;
+    verbs-provider-rxe) "$here/scenarios/verbs-provider-rxe.py" --results "$results/$1" ;;
     libvirt-netdevsim) "$here/scenarios/libvirt-netdevsim.py" --results "$results/$1" ;;
     esac
 }

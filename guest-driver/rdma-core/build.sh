@@ -3,7 +3,7 @@
 #
 # Output (cached): ${VRDMA_CACHE:-~/.cache/vrdma}/rdma-core-<key>/overlay/, a tree with Debian's
 # paths that replaces the guest's rdma-core 44 libraries (see README.md, "The overlay"), and
-# beside it tests/vrdma-verbs-check, a verbs test program for the guest. key =
+# beside it tests/ with the guest test programs (vrdma-verbs-check, vrdma-peer-loss). key =
 # sha256 of this directory (build.sh, the provider, the patches), the two ABI headers and the
 # rdma-core version; a cache hit prints the path and does nothing else. The last stdout line is
 # the overlay directory.
@@ -159,8 +159,8 @@ done < <(find "$ov" -type f \( -name '*.so*' -o -path '*/usr/bin/*' \))
 grep -qa 'virtio:d0000002Av\*' "$ov/$libdir/libibverbs/libvirtio_rdma-rdmav$pabi.so" ||
     { log "libvirtio_rdma-rdmav$pabi.so lacks its match table"; exit 1; }
 
-# The check program for the features the stock tools do not reach (tests/, not in the overlay:
-# a scenario copies it into the guest), built against the headers and library just installed.
+# The test programs of tests/ (not in the overlay: a scenario copies them into the guest), built
+# against the headers and library just installed.
 mkdir -p "$work/tests"
 for c in "$here"/tests/*.c; do
     gcc -std=gnu11 -O2 -Wall -Wextra -Wno-unused-parameter -Werror -I"$inst/usr/include" \
