@@ -223,7 +223,7 @@ check socket-removed test ! -S "$sock"
 # ---- a domain the hook refuses does not start --------------------------------------------
 bad=vrdma-hook-test-$$-bad
 bad_uuid=$(cat /proc/sys/kernel/random/uuid)
-domain_xml "$bad" "$bad_uuid" verbs >"$work/bad.xml"
+domain_xml "$bad" "$bad_uuid" ucx >"$work/bad.xml"
 domains+=("$bad")
 $V -q define "$work/bad.xml" >/dev/null
 if $V -q start "$bad" 2>"$work/bad.err"; then
@@ -232,7 +232,7 @@ else
     pass refused-domain-not-started
 fi
 cat "$work/bad.err" >&2
-check refusal-reason-shown grep -q "vrdma-libvirt-hook: $bad: provider 'verbs' is not offered by $bin/vhost-user-rdma (it offers: soft)" "$work/bad.err"
+check refusal-reason-shown grep -q "vrdma-libvirt-hook: $bad: provider 'ucx' is not offered by $bin/vhost-user-rdma (it offers: soft, verbs)" "$work/bad.err"
 check refusal-left-nothing test ! -e "/run/vrdma/$bad_uuid"
 
 log "took $((SECONDS - t0)) s"

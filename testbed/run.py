@@ -41,6 +41,19 @@ def last_line(cmd):
     return out.strip().splitlines()[-1]
 
 
+def static_swift_build(products):
+    """Release builds of PRODUCTS with the Swift runtime linked in (guests have no Swift), in the
+    scratch directory .build-static (or $VRDMA_STATIC_SCRATCH); returns their directory."""
+    repo = os.path.dirname(HERE)
+    scratch = os.environ.get("VRDMA_STATIC_SCRATCH", os.path.join(repo, ".build-static"))
+    cmd = ["swift", "build", "-c", "release", "--static-swift-stdlib", "--scratch-path", scratch]
+    for product in products:
+        print("static build: " + product, file=sys.stderr, flush=True)
+        subprocess.run(cmd + ["--product", product], cwd=repo, check=True, stdout=sys.stderr)
+    return subprocess.run(cmd + ["--show-bin-path"], cwd=repo, check=True,
+                          stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
+
+
 def log_sequence(text, items):
     """Are ITEMS (substrings) found in TEXT's lines in this order, each on a
     later line than the one before? Repeat an item to require it N times.

@@ -19,7 +19,7 @@ let datagramScenarios: [Scenario] = [
             try a.qp.postSend(SendWR(wrId: id, opcode: opcode, sges: [a.mr.sge(offset: 0, length: length)], imm: imm, ah: ah.handle,
                                      remoteQPN: b.qp.qpn, remoteQKey: qkey))
         }
-        try b.postRecvTaken(wrId: 10, offset: 0, length: 40 + 1024)
+        try h.postDatagramReceive(b, wrId: 10, offset: 0, length: 40 + 1024)
         try send(1, qkey: 0x1234)
         check.expectWC(try a.sendCQ.waitOne(), wrId: 1, status: .success, opcode: .send)
         let r = try b.recvCQ.waitOne()
@@ -29,7 +29,7 @@ let datagramScenarios: [Scenario] = [
         checkGRH(check, b.mr.read(40, at: 0), r, source: h.gids[0], destination: h.gids[1])
 
         // Q_Key with the high bit set: the sending QP's own Q_Key is used (0x1234, matching).
-        try b.postRecvTaken(wrId: 11, offset: 4096, length: 40 + 1024)
+        try h.postDatagramReceive(b, wrId: 11, offset: 4096, length: 40 + 1024)
         try send(2, qkey: 0x8000_0000, opcode: .sendWithImm, imm: 0xabcd_0001)
         check.expectWC(try a.sendCQ.waitOne(), wrId: 2, status: .success)
         let r2 = try b.recvCQ.waitOne()
@@ -37,7 +37,7 @@ let datagramScenarios: [Scenario] = [
         check.expect(r2.flags.contains(.withImm) && r2.imm == 0xabcd_0001, "immediate missing or wrong: \(r2)")
 
         // A wrong Q_Key: the sender completes (UD is unreliable), the datagram is dropped silently.
-        try b.postRecvTaken(wrId: 12, offset: 8192, length: 40 + 1024)
+        try h.postDatagramReceive(b, wrId: 12, offset: 8192, length: 40 + 1024)
         try send(3, qkey: 0x4321)
         check.expectWC(try a.sendCQ.waitOne(), wrId: 3, status: .success)
         let misdelivered = b.recvCQ.drain(waitingMilliseconds: 30)
@@ -55,7 +55,7 @@ let datagramScenarios: [Scenario] = [
                                  remoteQKey: 0x1234))
         try a.qp.postSend(SendWR(wrId: 21, opcode: .send, sges: [a.mr.sge(offset: 0, length: 8)], ah: ah.handle, remoteQPN: idle.qp.qpn,
                                  remoteQKey: 0x1111_1111))
-        try b.postRecvTaken(wrId: 22, offset: 0, length: 40 + 1024)
+        try h.postDatagramReceive(b, wrId: 22, offset: 0, length: 40 + 1024)
         try send(23, qkey: 0x1234, length: 8)
         let lost = a.sendCQ.drain(waitingMilliseconds: 200)
         check.expect(lost.map(\.wrId) == [20, 21, 23] && lost.allSatisfy { $0.status == .success }, "sends to nowhere: \(lost)")

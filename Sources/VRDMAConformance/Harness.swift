@@ -71,9 +71,8 @@ public struct Endpoint {
         try qp.postRecv(RecvWR(wrId: wrId, sges: [mr.sge(offset: offset, length: length)]))
     }
 
-    /// A UD receive, posted and then waited for until the device has taken it: a datagram finds
-    /// only receives the device took (docs/virtio-rdma.md, UD), and the verbs provider hands them
-    /// to the NIC asynchronously.
+    /// A receive, posted and then waited for until the device has taken it (the verbs provider
+    /// takes receives when it hands them to the NIC; docs/virtio-rdma.md §15.6).
     public func postRecvTaken(wrId: UInt64, offset: Int = 0, length: Int = 4096) throws {
         try postRecv(wrId: wrId, offset: offset, length: length)
         guard let rq = qp.rq else { return }
@@ -155,6 +154,16 @@ public final class Harness {
         self.checks = checks
         gids = configuration.gids
         softwareProvider = configuration.softwareProvider
+    }
+
+    /// A UD receive the next datagram will find: on the verbs provider it must reach the NIC first
+    /// (the software fabric takes receives when a message arrives).
+    public func postDatagramReceive(_ e: Endpoint, wrId: UInt64, offset: Int, length: Int) throws {
+        if softwareProvider {
+            try e.postRecv(wrId: wrId, offset: offset, length: length)
+        } else {
+            try e.postRecvTaken(wrId: wrId, offset: offset, length: length)
+        }
     }
 
     /// Two RC endpoints, one on each device, connected.

@@ -20,25 +20,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTBED = os.path.dirname(HERE)
-REPO = os.path.dirname(TESTBED)
 sys.path.insert(0, TESTBED)
 import run  # noqa: E402
-
-
-def log(msg):
-    print("libvirt-netdevsim: " + msg, file=sys.stderr, flush=True)
-
-
-def build_hook():
-    """Release build with the Swift standard library linked statically."""
-    scratch = os.environ.get("VRDMA_STATIC_SCRATCH", os.path.join(REPO, ".build-static"))
-    cmd = ["swift", "build", "-c", "release", "--static-swift-stdlib",
-           "--product", "vrdma-libvirt-hook", "--scratch-path", scratch]
-    log(" ".join(cmd))
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=sys.stderr)
-    out = subprocess.run(cmd + ["--show-bin-path"], cwd=REPO, check=True,
-                         stdout=subprocess.PIPE, text=True).stdout.strip().splitlines()[-1]
-    return os.path.join(out, "vrdma-libvirt-hook")
 
 
 def libraries(binary):
@@ -64,7 +47,7 @@ def main():
     a = ap.parse_args()
 
     modules = run.last_line([os.path.join(TESTBED, "build-netdevsim.sh")])
-    hook = a.hook_bin or build_hook()
+    hook = a.hook_bin or os.path.join(run.static_swift_build(["vrdma-libvirt-hook"]), "vrdma-libvirt-hook")
     ip = "/bin/ip" if os.path.exists("/bin/ip") else "/usr/sbin/ip"
     if not os.path.exists(ip):
         subprocess.run(["apt-get", "install", "-y", "-qq", "iproute2"], check=True)

@@ -3,8 +3,9 @@
 
     testbed/scenarios/verbs-provider-rxe.py [--results DIR] [--bin-dir DIR]
 
-Builds vhost-user-rdma and vrdma-conformance with --static-swift-stdlib (SwiftPM scratch
-directory .build-static; the guest has no Swift runtime, only Debian's libibverbs), then boots
+Builds vhost-user-rdma and vrdma-conformance with --static-swift-stdlib (run.static_swift_build:
+release, scratch directory .build-static; the guest has no Swift runtime, only Debian's
+libibverbs and libstdc++), then boots
 one guest with 2 GiB that runs both against rxe0 (verbs-provider-rxe.sh says what it
 checks). --bin-dir takes ready static binaries instead. The last line is run.py's
 "N passed, M failed".
@@ -16,24 +17,10 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTBED = os.path.dirname(HERE)
-REPO = os.path.dirname(TESTBED)
 sys.path.insert(0, TESTBED)
 import run  # noqa: E402
 
 PRODUCTS = ("vhost-user-rdma", "vrdma-conformance")
-
-
-def build_static():
-    """The two executables with the Swift runtime linked in; returns their directory."""
-    scratch = os.path.join(REPO, ".build-static")
-    for product in PRODUCTS:
-        r = subprocess.run(["swift", "build", "--static-swift-stdlib", "--scratch-path", scratch, "--product", product],
-                           cwd=REPO, stdout=sys.stderr)
-        if r.returncode:
-            return None
-    out = subprocess.run(["swift", "build", "--static-swift-stdlib", "--scratch-path", scratch, "--show-bin-path"],
-                         cwd=REPO, stdout=subprocess.PIPE, text=True)
-    return out.stdout.strip() if out.returncode == 0 else None
 
 
 def main():
@@ -42,7 +29,10 @@ def main():
     ap.add_argument("--bin-dir", help="directory with static vhost-user-rdma and vrdma-conformance")
     ap.add_argument("--timeout", type=float, default=1800)
     a = ap.parse_args()
-    bin_dir = a.bin_dir or build_static()
+    try:
+        bin_dir = a.bin_dir or run.static_swift_build(PRODUCTS)
+    except subprocess.CalledProcessError:
+        bin_dir = None
     if not bin_dir or not all(os.access(os.path.join(bin_dir, p), os.X_OK) for p in PRODUCTS):
         print("0 passed, 1 failed (no static build of %s)" % " and ".join(PRODUCTS))
         sys.exit(1)
