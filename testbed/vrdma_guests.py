@@ -102,15 +102,9 @@ def tool_numbers(log_path):
     return numbers
 
 
-def run_pair(name, description, script, extra_files=lambda parts, results: {},
-             rdma_props="num-queues=6,page-per-vq=on", report=None):
-    """The shape of every two-guest scenario with our driver and rdma-core: guest a (10.0.0.1,
-    role server) and b (10.0.0.2, role client, peer a) run `script` against one daemon; then
-    each guest's result lines are printed, and report({guest name: serial log path}) runs if
-    given. extra_files(parts, results directory) gives the files both guests get. Exits with
-    the run's verdict, which the report cannot change."""
-    sys.path.insert(0, HERE)
-    import run  # noqa: E402
+def arguments(name, description):
+    """The command line every two-guest scenario takes; returns the parsed options, the driver
+    and rdma-core parts (given, or built), and the results directory."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--daemon-bin", required=True, help="vhost-user-rdma binary, or the directory holding it")
     ap.add_argument("--results")
@@ -123,6 +117,19 @@ def run_pair(name, description, script, extra_files=lambda parts, results: {},
     parts.update({k: v for k, v in (("ko", a.ko), ("rdma_core", a.rdma_core)) if v})
     results = a.results or os.path.join(os.environ.get("TMPDIR", "/tmp"), "vrdma-results",
                                         "%s-%s" % (name, time.strftime("%Y%m%d-%H%M%S")))
+    return a, parts, results
+
+
+def run_pair(name, description, script, extra_files=lambda parts, results: {},
+             rdma_props="num-queues=6,page-per-vq=on", report=None):
+    """The shape of every two-guest scenario with our driver and rdma-core: guest a (10.0.0.1,
+    role server) and b (10.0.0.2, role client, peer a) run `script` against one daemon; then
+    each guest's result lines are printed, and report({guest name: serial log path}) runs if
+    given. extra_files(parts, results directory) gives the files both guests get. Exits with
+    the run's verdict, which the report cannot change."""
+    sys.path.insert(0, HERE)
+    import run  # noqa: E402
+    a, parts, results = arguments(name, description)
     tb = run.Testbed(results=results, timeout=a.timeout,
                      daemon=daemon_command(a.daemon_bin, ["a", "b"], "--log-level " + a.log_level))
     files = extra_files(parts, tb.results)

@@ -19,7 +19,6 @@ vrdma-peer-loss beside it; both cached), starts one daemon serving two guests, a
 Guest checks are in vrdma-reboot-traffic.sh and vrdma-peer-loss (guest-driver/rdma-core/tests);
 the last line is run.py's "N passed, M failed".
 """
-import argparse
 import os
 import re
 import sys
@@ -97,22 +96,11 @@ def during(tb):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--daemon-bin", required=True, help="vhost-user-rdma binary, or the directory holding it")
-    ap.add_argument("--results")
-    ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("--log-level", default="info", help="daemon --log-level")
-    ap.add_argument("--ko", help="virtio_rdma.ko to use (default: guest-driver/linux/build.sh)")
-    ap.add_argument("--rdma-core", help="rdma-core overlay directory (default: guest-driver/rdma-core/build.sh)")
-    a = ap.parse_args()
-    parts = {"ko": a.ko, "rdma_core": a.rdma_core} if a.ko and a.rdma_core else vrdma_guests.build()
-    parts.update({k: v for k, v in (("ko", a.ko), ("rdma_core", a.rdma_core)) if v})
+    a, parts, results = vrdma_guests.arguments("vrdma-reboot-traffic", __doc__.split("\n\n")[0])
     # build.sh leaves its test programs beside the overlay.
     program = os.path.join(os.path.dirname(os.path.abspath(parts["rdma_core"])), "tests", "vrdma-peer-loss")
     if not os.path.isfile(program):
         sys.exit("vrdma-reboot-traffic: no %s (guest-driver/rdma-core/build.sh builds it)" % program)
-    results = a.results or os.path.join(os.environ.get("TMPDIR", "/tmp"), "vrdma-results",
-                                        "vrdma-reboot-traffic-" + time.strftime("%Y%m%d-%H%M%S"))
     tb = run.Testbed(results=results, timeout=a.timeout, on_running=during, daemon_exit_status=0,
                      daemon=vrdma_guests.daemon_command(a.daemon_bin, ["a", "b"], "--log-level " + a.log_level))
     script = os.path.join(HERE, "vrdma-reboot-traffic.sh")
