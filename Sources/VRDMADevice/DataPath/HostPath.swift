@@ -310,7 +310,9 @@ extension Engine {
         for qp in activeQPs {
             let sq = qp.sqDoorbell.driverIndex &- qp.sqConsumer
             if sq > 0 && sq <= qp.sq.depth && (qp.state == .readyToSend || qp.state == .error) { pending = true }
-            if let rq = qp.ownReceive, let n = rq.available, n > 0, qp.state != .reset { pending = true }
+            // In ERR, receives the host still holds come back flushed first (flushReceiveQueue waits).
+            if let rq = qp.ownReceive, let n = rq.available, n > 0, qp.state != .reset,
+               qp.state != .error || rq.hostHeld == 0 { pending = true }
         }
         for srq in srqs.objects.values { if let n = srq.queue.available, n > 0 { pending = true } }
         if pending { sleeping.store(false, ordering: .relaxed) }
@@ -445,16 +447,34 @@ extension Engine {
         return (wrID, Int(count))
     }
 
+    /// Hands `rq`'s next WQE, checked, to the host with `post`. nil: the WQE is bad (nothing was
+    /// taken); false: the host queue is full (retried on a later pass).
+    private func handReceiveToHost(_ rq: ReceiveQueue, pd: ProtectionDomain, _ host: HostPath,
+                                   post: (inout ibv_recv_wr) -> Int32) -> Bool? {
+        guard let (wrID, count) = hostReceiveSegments(rq, pd: pd, host) else { return nil }
+        var wr = ibv_recv_wr()
+        wr.wr_id = Self.receiveTag | UInt64(rq.consumer)
+        wr.sg_list = host.sges
+        wr.num_sge = Int32(count)
+        guard post(&wr) == 0 else { return false }
+        rq.wrIDs[Int(rq.consumer & (rq.ring.depth - 1))] = wrID
+        rq.take()
+        rq.hostHeld += 1
+        return true
+    }
+
     private func hostPostReceives(_ qp: QueuePair, _ host: HostPath) -> Int {
         guard let rq = qp.ownReceive, let hqp = qp.host, let available = rq.available else { return 0 }
         var work = 0
         for _ in 0..<available {
             stopKicks(qp)
-            guard let (wrID, count) = hostReceiveSegments(rq, pd: qp.pd, host) else {
+            guard let handed = handReceiveToHost(rq, pd: qp.pd, host, post: { hqp.post(&$0) }) else {
                 // A bad receive WQE breaks the QP, as it would when a message landed in it.
+                // SAFETY: a checked ring slot of at least 16 bytes.
+                let wrID = UInt64(littleEndian: rq.ring.slot(rq.consumer).loadUnaligned(as: UInt64.self))
                 rq.take()
                 var cqe = virtio_rdma_cqe()
-                cqe.wr_id = UInt64(littleEndian: rq.ring.slot(rq.consumer &- 1).loadUnaligned(as: UInt64.self)).littleEndian
+                cqe.wr_id = wrID.littleEndian
                 cqe.status = UInt8(VIRTIO_RDMA_WC_LOC_PROT_ERR)
                 cqe.opcode = UInt8(VIRTIO_RDMA_WC_RECV)
                 cqe.qp_num = qp.qpn.littleEndian
@@ -462,13 +482,7 @@ extension Engine {
                 moveToError(qp)
                 return work + 1
             }
-            var wr = ibv_recv_wr()
-            wr.wr_id = Self.receiveTag | UInt64(rq.consumer)
-            wr.sg_list = host.sges
-            wr.num_sge = Int32(count)
-            guard hqp.post(&wr) == 0 else { break }  // the host queue is full: retry on a later pass
-            rq.wrIDs[Int(rq.consumer & (rq.ring.depth - 1))] = wrID
-            rq.take()
+            if !handed { break }
             work += 1
         }
         return work
@@ -480,20 +494,13 @@ extension Engine {
         var work = 0
         for _ in 0..<available {
             rq.doorbell.setNeedKick(0)
-            guard let (wrID, count) = hostReceiveSegments(rq, pd: srq.pd, host) else {
+            guard let handed = handReceiveToHost(rq, pd: srq.pd, host, post: { hsrq.post(&$0) }) else {
                 // Nobody owns a bad WQE of an SRQ yet: it is dropped with a warning.
                 logger.warning("SRQ \(srq.handle): receive WQE \(rq.consumer) has a bad SGE; skipped")
                 rq.take()
                 continue
             }
-            var wr = ibv_recv_wr()
-            wr.wr_id = Self.receiveTag | UInt64(rq.consumer)
-            wr.sg_list = host.sges
-            wr.num_sge = Int32(count)
-            guard hsrq.post(&wr) == 0 else { break }
-            rq.wrIDs[Int(rq.consumer & (rq.ring.depth - 1))] = wrID
-            rq.take()
-            srq.outstanding += 1
+            if !handed { break }
             work += 1
         }
         return work
@@ -554,9 +561,10 @@ extension Engine {
         cqe.wc_flags = UInt16(flags).littleEndian
         cqe.pkey_index = wc.pkey_index.littleEndian
         cqe.sl = wc.sl
+        // Saturating: a completion the host invents must not trap the daemon.
+        if rq.hostHeld > 0 { rq.hostHeld -= 1 }
         if let srq = qp.srq {
-            srq.outstanding -= 1
-            if srq.limit > 0 && srq.outstanding < srq.limit {
+            if srq.limit > 0 && rq.hostHeld < srq.limit {
                 srq.limit = 0
                 postEvent(Int32(VIRTIO_RDMA_EV_SRQ_LIMIT_REACHED), handle: srq.handle)
             }

@@ -118,9 +118,8 @@ final class QueuePair: @unchecked Sendable {
         self.signalAll = signalAll; self.engine = engine
         kickRequested = true
         let depth = Int(sq.depth)
-        segmentsPerSlot = max(1, Int(sqMaxSGE))
-        // Inline slots also hold an atomic's 8-byte result path, so never less than 8.
-        inlinePerSlot = max(8, (Int(sqMaxInline) + 7) & ~7)
+        segmentsPerSlot = Self.segmentsPerSlot(maxSGE: sqMaxSGE)
+        inlinePerSlot = Self.inlinePerSlot(maxInline: sqMaxInline)
         inflight = .allocate(capacity: depth)
         inflight.initialize(repeating: InflightWork(), count: depth)
         segments = .allocate(capacity: depth * segmentsPerSlot)
@@ -140,6 +139,19 @@ final class QueuePair: @unchecked Sendable {
         segments.deallocate()
         inlineBytes.deallocate()
     }
+
+    static func segmentsPerSlot(maxSGE: UInt32) -> Int { max(1, Int(maxSGE)) }
+    // Inline slots also hold an atomic's 8-byte result path, so never less than 8.
+    static func inlinePerSlot(maxInline: UInt32) -> Int { max(8, (Int(maxInline) + 7) & ~7) }
+
+    /// Host memory the in-flight window of an SQ takes (charged to the device's quota: a guest
+    /// chooses depth and SGE count, and may share ring pages between QPs).
+    static func windowBytes(depth: UInt32, maxSGE: UInt32, maxInline: UInt32) -> UInt64 {
+        UInt64(depth) * UInt64(MemoryLayout<InflightWork>.stride + segmentsPerSlot(maxSGE: maxSGE) * MemoryLayout<DataSegment>.stride
+                               + inlinePerSlot(maxInline: maxInline))
+    }
+
+    var windowBytes: UInt64 { Self.windowBytes(depth: sq.depth, maxSGE: sqMaxSGE, maxInline: sqMaxInline) }
 
     var receive: ReceiveQueue { srq?.queue ?? ownReceive! }
 
@@ -170,6 +182,7 @@ final class QueuePair: @unchecked Sendable {
             nextToSend = sqConsumer
             sqDoorbell.setDeviceIndex(sqConsumer)
             if let rq = ownReceive {
+                rq.hostHeld = 0  // the host QP's reset discards them
                 rq.consumer = rq.doorbell.driverIndex
                 rq.doorbell.setDeviceIndex(rq.consumer)
             }

@@ -363,7 +363,7 @@ extension Engine {
         qp.outstandingReadAtomic = 0
         // An impossible producer index (more than a ring ahead) takes nothing.
         let posted = qp.sqDoorbell.driverIndex &- qp.sqConsumer
-        guard qp.sq.mapped, posted <= qp.sq.depth else { return flushed }
+        guard posted <= qp.sq.depth else { return flushed }
         if posted > 0 { stopKicks(qp) }
         for _ in 0..<posted {
             // SAFETY: a slot of a checked ring.
@@ -379,7 +379,8 @@ extension Engine {
     }
 
     func flushReceiveQueue(_ qp: QueuePair) -> Int {
-        guard let rq = qp.ownReceive, rq.ring.mapped else { return 0 }
+        // WQEs the NIC holds (verbs provider) complete flushed first: receives complete in order.
+        guard let rq = qp.ownReceive, rq.hostHeld == 0 else { return 0 }
         let posted = rq.doorbell.driverIndex &- rq.consumer
         guard posted > 0, posted <= rq.ring.depth else { return 0 }
         stopKicks(qp)

@@ -161,6 +161,8 @@ final class ReceiveQueue {
     /// the host, whose completion comes later. Empty on the software provider.
     var wrIDs: [UInt64]
     var firstAddress: [(UInt64, UInt32)]
+    /// Verbs provider: WQEs handed to the NIC and not completed yet.
+    var hostHeld: UInt32 = 0
 
     init(ring: GuestRing, doorbell: DoorbellRecord, maxSGE: UInt32, hostShadow: Bool) {
         self.ring = ring; self.doorbell = doorbell; self.maxSGE = maxSGE
@@ -191,9 +193,8 @@ final class SharedReceiveQueue {
     let queue: ReceiveQueue
     var limit: UInt32
     var users = 0
-    /// Verbs provider: the host SRQ, and WQEs handed to it and not completed (for the limit event).
+    /// Verbs provider: the host SRQ.
     var host: HostSharedReceiveQueue?
-    var outstanding: UInt32 = 0
 
     init(handle: UInt32, context: UInt32, pd: ProtectionDomain, queue: ReceiveQueue, limit: UInt32) {
         self.handle = handle; self.context = context; self.pd = pd; self.queue = queue; self.limit = limit
