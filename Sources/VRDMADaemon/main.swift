@@ -67,6 +67,8 @@ struct VhostUserRDMA: ParsableCommand {
     @Option(name: .customLong("max-ah"), help: "Quota: address handles per device.") var maxAH: UInt32 = 32768
     @Option(name: .customLong("max-pinned-bytes"), help: "Quota: bytes of guest memory registered in MRs per device.")
     var maxPinnedBytes: UInt64 = 1 << 40
+    @Option(name: .customLong("max-qp-memory"), help: "Quota: host bytes for the in-flight state of a device's send queues.")
+    var maxWindowBytes: UInt64 = 1 << 30
 
     @Option(name: .customLong("provider"), help: ArgumentHelp(
         "soft: the built-in software fabric between this daemon's devices; verbs: a host RDMA device "
@@ -166,6 +168,7 @@ struct VhostUserRDMA: ParsableCommand {
                 c.maxQueueSize = queueSize
                 c.maxQP = maxQP; c.maxCQ = maxCQ; c.maxMR = maxMR; c.maxPD = maxPD; c.maxSRQ = maxSRQ; c.maxAH = maxAH
                 c.maxPinnedBytes = maxPinnedBytes
+                c.maxWindowBytes = maxWindowBytes
                 c.index = index
                 c.hostVerbs = hostVerbs
                 guid &+= 1

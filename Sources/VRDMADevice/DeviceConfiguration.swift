@@ -26,6 +26,8 @@ public struct DeviceConfiguration: Sendable, Equatable {
     public var maxReadAtomicDepth: UInt32
     /// Quota: bytes of guest memory registered in MRs at once (DMA MRs not counted).
     public var maxPinnedBytes: UInt64
+    /// Quota: host memory for the QPs' in-flight windows (depth x SGEs, chosen by the guest).
+    public var maxWindowBytes: UInt64
     /// Which device of the daemon this is: picks its worker (all its queues share one).
     public var index: Int
     /// The provider: nil for the software fabric, or the host RDMA device for the verbs provider.
@@ -82,6 +84,7 @@ public struct DeviceConfiguration: Sendable, Equatable {
         maxInlineData = 256
         maxReadAtomicDepth = 16
         maxPinnedBytes = 1 << 40
+        maxWindowBytes = 1 << 30
         index = 0
         hostVerbs = nil
     }

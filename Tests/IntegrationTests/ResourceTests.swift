@@ -13,6 +13,30 @@ import VRDMATestSupport
 struct ResourceTests {
     static let quotaArguments = ["--max-qp", "4", "--max-cq", "4", "--max-pd", "4", "--max-mr", "4", "--max-srq", "2", "--max-ah", "2"]
 
+    @Test("byte quotas: pinned MR bytes and the host memory of QP windows; a destroy gives them back")
+    func byteQuotas() throws {
+        let vms = try VMs(arguments: ["--max-pinned-bytes", "\(64 << 10)", "--max-qp-memory", "200000"])
+        let ctx = try vms.a.createContext()
+        let pd = try ctx.allocPD()
+        let mr = try pd.registerMR(length: 48 << 10)
+        expectStatus(.noResources, "an MR past the pinned-bytes quota") { _ = try pd.registerMR(length: 32 << 10) }
+        try mr.deregister()
+        _ = try pd.registerMR(length: 32 << 10)
+
+        let cq = try ctx.createCQ(depth: 16)
+        let caps = WorkQueueCaps(depth: 64, maxSGE: 4, maxInline: 64)
+        expectStatus(.noResources, "a QP whose window alone is past the quota") {
+            _ = try ctx.createQP(pd: pd, sendCQ: cq, sq: WorkQueueCaps(depth: 1024, maxSGE: 16), rq: WorkQueueCaps(depth: 8))
+        }
+        var qps: [QueuePair] = []
+        while qps.count < 64, let qp = try? ctx.createQP(pd: pd, sendCQ: cq, sq: caps, rq: WorkQueueCaps(depth: 8)) { qps.append(qp) }
+        #expect(qps.count >= 1 && qps.count < 64, "\(qps.count) QPs of depth 64 fit in 200000 bytes")
+        expectStatus(.noResources, "a QP past the window quota") { _ = try ctx.createQP(pd: pd, sendCQ: cq, sq: caps, rq: WorkQueueCaps(depth: 8)) }
+        try qps.removeLast().destroy()
+        _ = try ctx.createQP(pd: pd, sendCQ: cq, sq: caps, rq: WorkQueueCaps(depth: 8))
+        vms.expectAlive()
+    }
+
     @Test("quotas: the create after max_* is NO_RESOURCES; a destroy frees the slot; devices count apart")
     func quotas() throws {
         let vms = try VMs(arguments: Self.quotaArguments)

@@ -272,6 +272,10 @@ extension Engine {
         }
         let (sq, sqDoorbell, sqSGE, sqInline) = try makeWorkQueue(c.sq, maxDepth: configuration.maxQPWorkRequests,
                                                                  header: Engine.wqeHeaderSize, inlineAllowed: true)
+        let window = QueuePair.windowBytes(depth: sq.depth, maxSGE: sqSGE, maxInline: sqInline)
+        guard windowBytes + window <= configuration.maxWindowBytes else {
+            throw .noResources("QP window of \(window) bytes: the device's \(configuration.maxWindowBytes) are used up")
+        }
         var receive: ReceiveQueue?
         if srq != nil {
             guard isZero(c.rq) else { throw .invalid("a QP with an SRQ has no receive queue of its own") }
@@ -288,6 +292,7 @@ extension Engine {
                            ownReceive: receive, sq: sq, sqDoorbell: sqDoorbell, sqMaxSGE: sqSGE, sqMaxInline: sqInline,
                            signalAll: c.sq_sig_all == 1, engine: self)
         qp.host = hostQP
+        windowBytes += window
         if type == .generalServices { qps.insertFixed(qpn, qp) } else { qps.insert(qpn, qp) }
         if let host { hostAdopt(qp, host) }
         activeQPs.append(qp)
@@ -318,6 +323,7 @@ extension Engine {
         qp.sendCQ.users -= 1
         qp.recvCQ.users -= 1
         qp.srq?.users -= 1
+        windowBytes -= qp.windowBytes
     }
 
     func modifyQP(_ body: RequestBody) throws(CommandError) -> [UInt8] {

@@ -27,6 +27,8 @@ public final class Engine: @unchecked Sendable {
     var srqs: HandleTable<SharedReceiveQueue>
     var ahs: HandleTable<AddressHandle>
     var pinnedBytes: UInt64 = 0
+    /// Host memory the QPs' in-flight windows take (the maxWindowBytes quota).
+    var windowBytes: UInt64 = 0
     /// Port 1's GID table; index 0 is the default link-local GID.
     var gids: [GID?]
     var gidMACs: [[UInt8]]
@@ -245,6 +247,7 @@ public final class Engine: @unchecked Sendable {
         qps.removeAll(); srqs.removeAll(); cqs.removeAll(); mrs.removeAll(); ahs.removeAll(); pds.removeAll()
         contexts.removeAll()
         pinnedBytes = 0
+        windowBytes = 0
         events.removeAll()
         for i in 1..<gids.count {
             if let gid = gids[i], host == nil { fabric.remove(gid, engine: self) }

@@ -83,19 +83,19 @@ final class GuestRing {
     }
 
     /// Re-translates the pages for a new memory table; false if one is no longer in guest RAM.
+    /// Then the ring keeps its old translation, and with it the old table, whose mappings stay
+    /// alive while referenced: a broken ring is still safe to touch (its owner is failed).
     func remap(_ memory: GuestMemory) -> Bool {
         var h: [UnsafeMutableRawPointer] = []
         h.reserveCapacity(pages.count)
         for page in pages {
-            guard let p = memory.hostPointer(gpa: page, length: pageSize) else { hosts = []; return false }
+            guard let p = memory.hostPointer(gpa: page, length: pageSize) else { return false }
             h.append(p)
         }
         hosts = h
         self.memory = memory
         return true
     }
-
-    var mapped: Bool { !hosts.isEmpty }
 
     @inline(__always)
     func slot(_ index: UInt32) -> UnsafeMutableRawPointer {

@@ -14,7 +14,8 @@ struct HandleTable<Object: AnyObject> {
 
     init(name: String, limit: UInt32, first: UInt32 = 1, mask: UInt32 = 0x00ff_ffff) {
         self.name = name
-        self.limit = limit
+        // More objects than ids would make `reserve` search forever.
+        self.limit = min(limit, mask - first + 1)
         self.first = first
         self.mask = mask
         next = first
