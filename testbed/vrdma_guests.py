@@ -130,7 +130,8 @@ def run_pair(name, description, script, extra_files=lambda parts, results: {},
     sys.path.insert(0, HERE)
     import run  # noqa: E402
     a, parts, results = arguments(name, description)
-    tb = run.Testbed(results=results, timeout=a.timeout,
+    # The daemon must end cleanly too: a crash after both guests finished is still a failure.
+    tb = run.Testbed(results=results, timeout=a.timeout, daemon_exit_status=0,
                      daemon=daemon_command(a.daemon_bin, ["a", "b"], "--log-level " + a.log_level))
     files = extra_files(parts, tb.results)
     for guest, ip, params in (("a", "10.0.0.1/24", {"role": "server"}),

@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
-// Zero copy on a provider with a host NIC: the NIC reads and writes guest memory itself, through
-// the daemon's registration of the guest's pages. Shown by stopping the daemon (SIGSTOP) and
-// watching bytes arrive in guest memory anyway: a daemon that copied would be unable to.
+// What only a provider with a host NIC shows. Zero copy: the NIC reads and writes guest memory
+// itself, through the daemon's registration of the guest's pages; shown by stopping the daemon
+// (SIGSTOP) and watching bytes arrive in guest memory anyway, which a copying daemon could not
+// do. And the commands the verbs provider refuses (docs/virtio-rdma.md §15.8).
 import Glibc
 import VRDMATestSupport
 
-let zeroCopyScenarios: [Scenario] = [
+let hostNICScenarios: [Scenario] = [
     Scenario("zero copy: with the daemon stopped, the NIC lands a SEND in guest memory and READs bytes the guest just wrote") { h in
         let check = h.checks
         // B answers a SEND that finds no receive with the longest RNR timer (code 0: 655 ms), so
@@ -39,5 +40,29 @@ let zeroCopyScenarios: [Scenario] = [
                                  remoteAddr: b.mr.address(20_000), rkey: b.mr.rkey))
         check.expectWC(try a.sendCQ.waitOne(), wrId: 3, status: .success, opcode: .rdmaRead, byteLen: 2048)
         check.expect(a.mr.read(2048, at: 30_000) == fresh, "READ did not return what B's guest wrote after registration")
+    },
+
+    Scenario("verbs provider: ADD_GID of a GID the host port lacks, the GSI QP, the DMA MR and a growing RESIZE_CQ are refused") { h in
+        let check = h.checks
+        let a = h.a
+        func expectStatus(_ expected: CommandStatus, _ what: String, _ body: () throws -> Void) {
+            do {
+                let status = try statusOf(body)
+                check.expect(status == expected, "\(what): got \(status), expected \(expected)")
+            } catch {
+                check.expect(false, "\(what): \(error)")
+            }
+        }
+        // 198.51.100.7 (TEST-NET-2) is on no interface of the host.
+        expectStatus(.invalid, "ADD_GID of a GID the host port lacks") { try a.addGID(index: 3, gid: GID.ipv4Mapped(198, 51, 100, 7)) }
+        let kernel = a.context(handle: 0)
+        let pd = try kernel.allocPD(), cq = try kernel.createCQ(depth: 16)
+        let caps = WorkQueueCaps(depth: 16, maxSGE: 1)
+        expectStatus(.unsupported, "a GSI QP") {
+            _ = try kernel.createQP(pd: pd, sendCQ: cq, recvCQ: cq, type: .gsi, sq: caps, rq: caps, srq: nil, sqSigAll: false)
+        }
+        expectStatus(.unsupported, "the DMA MR") { _ = try pd.registerDMAMR() }
+        expectStatus(.unsupported, "RESIZE_CQ to a larger depth") { try cq.resize(depth: 32) }
+        expectStatus(.ok, "RESIZE_CQ to a smaller depth") { try cq.resize(depth: 8) }
     },
 ]

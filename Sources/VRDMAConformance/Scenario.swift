@@ -17,7 +17,7 @@ public struct Scenario: Sendable {
     public static let all: [Scenario] = messageScenarios + rdmaScenarios + datagramScenarios + flowScenarios + errorScenarios
 
     /// What only a provider with a host NIC can show (the NIC moving bytes with the daemon stopped).
-    public static let hostNIC: [Scenario] = zeroCopyScenarios
+    public static let hostNIC: [Scenario] = hostNICScenarios
 
     /// The scenarios for a daemon command line.
     public static func suite(for configuration: HarnessConfiguration) -> [Scenario] {

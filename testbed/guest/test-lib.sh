@@ -8,9 +8,9 @@ vrdma_fail() { echo "VRDMA-TEST: FAIL $1"; }
 # CMD's output is kept on the console so a failure can be diagnosed.
 vrdma_check() {
     name=$1; shift
-    if "$@"; then vrdma_pass "$name"; return 0; fi
+    "$@"
     rc=$?
-    vrdma_fail "$name"
+    if [ $rc -eq 0 ]; then vrdma_pass "$name"; else vrdma_fail "$name"; fi
     return $rc
 }
 

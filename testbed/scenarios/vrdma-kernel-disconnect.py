@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTBED = os.path.dirname(HERE)
@@ -37,6 +38,14 @@ KERNEL_ARGS = ["no_timer_check"]
 GUID = "5652444b44495331"   # "VRDKDIS1"
 MAC = "52:54:00:76:72:01"
 
+
+def exited(pid):
+    """The process has exited (a zombie counts: its parent reaps it later)."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 def daemon_path(arg):
     path = arg or os.environ.get("VRDMA_DAEMON") or shutil.which("vhost-user-rdma")
@@ -64,7 +73,10 @@ def main():
         with open(os.path.join(tb.sockdir, "daemon.pid")) as f:
             pid = int(f.read())
         os.kill(pid, signal.SIGKILL)
-        tb.check("daemon-killed", True)
+        deadline = time.time() + 10
+        while not exited(pid) and time.time() < deadline:
+            time.sleep(0.05)
+        tb.check("daemon-killed", exited(pid))
         g.wait_for("VRDMA-KERNEL: READY-FOR-RESTART", 120)
         if os.path.exists(g.sock):
             os.unlink(g.sock)   # SIGKILL left the listening socket's path behind
