@@ -175,6 +175,7 @@ int vrdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
 	struct vrdma_db db, old_db;
 	unsigned long flags;
 	u32 depth, seq = 0;
+	bool missed = false;
 	int ret;
 
 	if (udata) {
@@ -216,6 +217,21 @@ int vrdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
 
 	spin_lock_irqsave(&cq->lock, flags);
 	cq->resizing = false;
+	if (!ret && !cq->user && !seq &&
+	    READ_ONCE(cq->db.va->arm_sequence) != READ_ONCE(cq->db.va->notified_sequence)) {
+		/*
+		 * Armed during the command, on the old record the device no longer reads: carry
+		 * the arm over, and report a CQE that may already have landed unseen (which
+		 * REPORT_MISSED_EVENTS could not while resizing) by calling the handler here.
+		 */
+		seq = 1;
+		WRITE_ONCE(db.va->arm_flags, READ_ONCE(cq->db.va->arm_flags));
+		/* Release: arm_flags is written before the device can see the arm. */
+		smp_store_release(&db.va->arm_sequence, cpu_to_le32(seq));
+		/* Full barrier between the arm and the device_index load (spec 12.3). */
+		smp_mb();
+		missed = le32_to_cpu(READ_ONCE(db.va->device_index)) != 0;
+	}
 	if (!ret) {
 		old_ring = cq->ring;
 		old_db = cq->db;
@@ -229,6 +245,8 @@ int vrdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
 	spin_unlock_irqrestore(&cq->lock, flags);
 	if (ret)
 		goto err_mem;
+	if (missed && ibcq->comp_handler)
+		ibcq->comp_handler(ibcq, ibcq->cq_context);
 
 	vrdma_db_free(&old_db);
 	vrdma_ring_free(&old_ring);

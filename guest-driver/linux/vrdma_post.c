@@ -7,7 +7,8 @@
  *   notify the doorbell virtqueue only if need_kick is set.
  *
  * A slot may be reused once the device's device_index has passed it (acquire load). The device
- * is not trusted: an index that claims more WQEs taken than posted makes the queue look full.
+ * is not trusted with indices: one that claims more WQEs taken than posted makes the queue look
+ * full. It is still trusted with a CQE's wr_id, which kernel users fill with a pointer.
  */
 #include "vrdma.h"
 

@@ -399,6 +399,11 @@ int vrdma_destroy_qp(struct ib_qp *ibqp, struct ib_udata *udata)
 
 	/* After this no event handler of the QP runs and its CQEs are dropped. */
 	xa_erase_irq(&dev->qp_xa, qp->qpn);
+	/* A poll that found the QP before the erase holds a CQ lock: wait until it is done. */
+	spin_lock_irq(&to_vcq(ibqp->send_cq)->lock);
+	spin_unlock_irq(&to_vcq(ibqp->send_cq)->lock);
+	spin_lock_irq(&to_vcq(ibqp->recv_cq)->lock);
+	spin_unlock_irq(&to_vcq(ibqp->recv_cq)->lock);
 	ret = vrdma_exec_handle(dev, VIRTIO_RDMA_CMD_DESTROY_QP, qp->qpn, true);
 	if (!ret || ret == -ENOENT || vrdma_dead(dev)) {
 		vrdma_wait_reset(dev);
