@@ -704,4 +704,53 @@ struct HostileGuestTests {
         _ = try (0..<4).map { _ in try ctx.createQP(pd: pd, sendCQ: cq, sq: WorkQueueCaps(depth: 4), rq: WorkQueueCaps(depth: 4)) }
         #expect(daemon.terminate() == 0)
     }
+    @Test("a requester reset while the peer copies its READs: the slots are refilled only after the copy; nothing lands in the new WQEs' buffers")
+    func resetUnderCrossWorkerReader() throws {
+        // Device B's responder (worker 1) copies 4 MiB READ responses into the segments of A's
+        // in-flight slots, while A (worker 0) resets its QP, reconnects it and posts SENDs from
+        // buffer Y into the same slots (SQ depth 4). Before the slot guards the refill rewrote
+        // the segments under the reader, which went on copying B's bytes into Y (and released
+        // memory-region references it was using).
+        let vms = try VMs()
+        let size = 4 << 20
+        let a = try Endpoint(vms.a, mrSize: 4096, sq: WorkQueueCaps(depth: 4, maxSGE: 2, maxInline: 0), ctx: vms.a.kernel)
+        let b = try Endpoint(vms.b, mrSize: size)
+        b.mr.write(pattern(size, seed: 9))
+        let x = vms.a.pages(size / GuestPages.pageSize), y = vms.a.pages(size / GuestPages.pageSize)
+        let dma = try a.pd.registerDMAMR()
+        func sge(_ buffer: GuestPages) -> [SGE] { [SGE(addr: buffer.gpa(at: 0), length: UInt32(size), lkey: dma.lkey)] }
+        let untouched = [UInt8](repeating: 0xee, count: size)
+        y.write(untouched)
+        var corrupted = 0
+        for round in 0..<30 {
+            try a.qp.modify(QPAttributes(state: .reset))
+            try b.qp.modify(QPAttributes(state: .reset))
+            try QueuePair.connect(a.qp, b.qp)
+            for i in 0..<4 {
+                try a.qp.postSend(SendWR(wrId: UInt64(round * 8 + i), opcode: .rdmaRead, sges: sge(x), remoteAddr: b.mr.address(0),
+                                         rkey: b.mr.rkey))
+            }
+            usleep(UInt32(round % 6) * 200)
+            try a.qp.modify(QPAttributes(state: .reset))
+            try a.qp.connect(to: b.qp)
+            // B has no receive: the SENDs meet RNR and retry; they only have to take the slots.
+            for i in 4..<8 { try a.qp.postSend(SendWR(wrId: UInt64(round * 8 + i), opcode: .send, sges: sge(y))) }
+            usleep(20_000)
+            if y.read(size) != untouched {
+                corrupted += 1
+                y.write(untouched)
+            }
+        }
+        #expect(corrupted == 0, "READ responses landed in the buffers of later WQEs in \(corrupted) of 30 rounds")
+        // The same QPs still work afterwards: a READ lands the peer's bytes.
+        try a.qp.modify(QPAttributes(state: .reset))
+        try b.qp.modify(QPAttributes(state: .reset))
+        _ = a.sendCQ.drain(waitingMilliseconds: 20)
+        x.fill(0)
+        try QueuePair.connect(a.qp, b.qp)
+        try a.qp.postSend(SendWR(wrId: 999, opcode: .rdmaRead, sges: sge(x), remoteAddr: b.mr.address(0), rkey: b.mr.rkey))
+        expectWC(try a.sendCQ.waitOne(timeoutMilliseconds: 5000), wrId: 999, status: .success)
+        #expect(x.read(size) == pattern(size, seed: 9), "the READ after the resets landed other bytes")
+        vms.expectAlive()
+    }
 }

@@ -3,6 +3,15 @@
 // in-flight window. The window is raw memory allocated once at create: the responder of another
 // device reads a slot's segments while the slot is in flight, and nothing on the data path
 // allocates.
+//
+// That read crosses workers, so each slot has a guard: the sequence that owns it and a count of
+// responders reading it. A responder registers, then checks the owner is still its packet's; the
+// requester disowns a slot when it retires and refills it only when no responder is registered.
+// Either the requester sees the reader, or the reader sees the slot disowned (both sides order
+// their write before their read with a full fence), so a WQE's segments are never rewritten,
+// with their memory-region references, under a reader: not after a RESET, not for a stale
+// duplicate of a retired WQE.
+import CLinuxShims
 import CVRDMAABI
 import HostVerbs
 import Synchronization
@@ -44,6 +53,11 @@ struct InflightWork {
     var remoteQKey: UInt32 = 0
     /// UD: the AH's handle (the verbs provider posts with the host's AH).
     var ah: UInt32 = 0
+    /// UD: the source GID (zero if the AH's sgid_index entry is empty) and MAC (6 bytes, first in
+    /// the low byte), read at fetch: the responder runs on another worker and must not read this
+    /// device's GID table.
+    var sourceGID = GID(high: 0, low: 0)
+    var sourceMAC: UInt64 = 0
 
     var isReadOrAtomic: Bool {
         opcode == UInt8(VIRTIO_RDMA_WR_RDMA_READ) || opcode == UInt8(VIRTIO_RDMA_WR_ATOMIC_CMP_AND_SWP)
@@ -104,6 +118,8 @@ final class QueuePair: @unchecked Sendable {
     var expectedPSN: UInt32 = 0
 
     let inflight: UnsafeMutablePointer<InflightWork>
+    /// Per slot: [owner, readers]; owner is 1 << 32 | sequence while a WQE holds the slot, else 0.
+    private let slotGuards: UnsafeMutablePointer<UInt64>
     let segments: UnsafeMutablePointer<DataSegment>
     let inlineBytes: UnsafeMutableRawPointer
     let segmentsPerSlot: Int
@@ -122,6 +138,8 @@ final class QueuePair: @unchecked Sendable {
         inlinePerSlot = Self.inlinePerSlot(maxInline: sqMaxInline)
         inflight = .allocate(capacity: depth)
         inflight.initialize(repeating: InflightWork(), count: depth)
+        slotGuards = .allocate(capacity: 2 * depth)
+        slotGuards.initialize(repeating: 0, count: 2 * depth)
         segments = .allocate(capacity: depth * segmentsPerSlot)
         segments.initialize(repeating: DataSegment(), count: depth * segmentsPerSlot)
         inlineBytes = .allocate(byteCount: depth * inlinePerSlot, alignment: 8)
@@ -135,6 +153,8 @@ final class QueuePair: @unchecked Sendable {
         let depth = Int(sq.depth)
         inflight.deinitialize(count: depth)
         inflight.deallocate()
+        slotGuards.deinitialize(count: 2 * depth)
+        slotGuards.deallocate()
         segments.deinitialize(count: depth * segmentsPerSlot)
         segments.deallocate()
         inlineBytes.deallocate()
@@ -163,6 +183,42 @@ final class QueuePair: @unchecked Sendable {
         inlineBytes + slot(sequence) * inlinePerSlot
     }
 
+    // MARK: slot guards
+
+    /// Requester: the WQE of `sequence` holds its slot now (after the slot was written).
+    @inline(__always) func own(_ sequence: UInt32) {
+        CLinuxShims_store_release_u64(slotGuards + 2 * slot(sequence), 1 << 32 | UInt64(sequence))
+    }
+
+    /// Requester: the slot's WQE retired (or was discarded); stale packets must not read it.
+    @inline(__always) func disown(_ sequence: UInt32) {
+        CLinuxShims_store_release_u64(slotGuards + 2 * slot(sequence), 0)
+    }
+
+    /// Requester: whether the slot `sequence` will use may be written (no responder reads it).
+    @inline(__always) func slotWritable(_ sequence: UInt32) -> Bool {
+        CLinuxShims_fence_seq_cst()  // orders the disowning store before the readers load
+        return CLinuxShims_load_acquire_u64(slotGuards + 2 * slot(sequence) + 1) == 0
+    }
+
+    /// Responder, on another worker: registers as a reader of the slot of `sequence`; false (and
+    /// unregistered) if that WQE no longer holds it or the QP was reset since `incarnation`.
+    func beginReading(_ sequence: UInt32, incarnation: UInt32) -> Bool {
+        let readers = slotGuards + 2 * slot(sequence) + 1
+        _ = CLinuxShims_atomic_fetch_add_u64(readers, 1)
+        CLinuxShims_fence_seq_cst()  // orders the registration before the owner load
+        if self.incarnation.load(ordering: .acquiring) == incarnation,
+           CLinuxShims_load_acquire_u64(slotGuards + 2 * slot(sequence)) == 1 << 32 | UInt64(sequence) {
+            return true
+        }
+        endReading(sequence)
+        return false
+    }
+
+    func endReading(_ sequence: UInt32) {
+        _ = CLinuxShims_atomic_fetch_add_u64(slotGuards + 2 * slot(sequence) + 1, UInt64.max)
+    }
+
     /// WQEs taken from the SQ and not yet completed.
     var windowCount: UInt32 { sqConsumer &- oldest }
 
@@ -176,7 +232,10 @@ final class QueuePair: @unchecked Sendable {
             attributes = QPAttributes()
             attributesSet = 0
             communicationEstablished = false
-            for i in 0..<Int(sq.depth) { inflight[i] = InflightWork() }
+            for i in 0..<Int(sq.depth) {
+                inflight[i] = InflightWork()
+                disown(UInt32(i))
+            }
             sqConsumer = sqDoorbell.driverIndex
             oldest = sqConsumer
             nextToSend = sqConsumer

@@ -29,6 +29,9 @@ extension Engine {
             while qp.windowCount < qp.sq.depth {
                 guard let waiting = sendWQEWaiting(qp) else { return work + 1 }
                 if !waiting { break }
+                // A responder still reads what the slot held (a stale packet of the WQE that
+                // retired from it): take the WQE on a later pass.
+                guard qp.slotWritable(qp.sqConsumer) else { work += 1; break }
                 fetch(qp)
                 work += 1
             }
@@ -84,6 +87,7 @@ extension Engine {
             qp.nextPSN = (qp.nextPSN &+ w.packets) & 0xff_ffff
         }
         qp.inflight[qp.slot(sequence)] = w
+        qp.own(sequence)
         qp.sqConsumer &+= 1
         qp.sqDoorbell.setDeviceIndex(qp.sqConsumer)
     }
@@ -149,12 +153,25 @@ extension Engine {
             guard w.length <= 1 << (UInt32(activeMTU) + 7) else { return UInt8(VIRTIO_RDMA_WC_LOC_LEN_ERR) }
             w.av = ah.av
             w.ah = ah.handle
+            let sgidIndex = Int(ah.av.sgid_index)
+            if gids.indices.contains(sgidIndex), let gid = gids[sgidIndex] {
+                w.sourceGID = gid
+                w.sourceMAC = Self.packedMAC(gidMACs[sgidIndex])
+            } else {
+                w.sourceMAC = Self.packedMAC(configuration.mac)
+            }
             if w.remoteQKey & 0x8000_0000 != 0 { w.remoteQKey = qp.attributes.qkey }
         }
         return UInt8(VIRTIO_RDMA_WC_SUCCESS)
     }
 
     var activeMTU: UInt8 { 3 }
+
+    static func packedMAC(_ mac: [UInt8]) -> UInt64 {
+        var packed: UInt64 = 0
+        for (i, byte) in mac.prefix(6).enumerated() { packed |= UInt64(byte) << (8 * i) }
+        return packed
+    }
 
     /// Sends what the window holds from nextToSend on, within the fence and READ/atomic limits.
     private func transmit(_ qp: QueuePair, now: UInt64) -> Int {
@@ -184,7 +201,7 @@ extension Engine {
             qp.nextToSend &+= 1
             sent += 1
             let packet = Packet(kind: .request, requester: qp, slot: Int32(bitPattern: sequence), destinationQPN: qpn, psn: w.psn,
-                                incarnation: qp.incarnation.load(ordering: .relaxed))
+                                incarnation: qp.incarnation.load(ordering: .relaxed), memory: memory)
             if let destination {
                 destination.deliver(packet)
             } else if qp.type.isDatagram {
@@ -306,6 +323,7 @@ extension Engine {
                 writeCompletion(qp.sendCQ, &cqe, solicited: false)
             }
             qp.inflight[i] = InflightWork()
+            qp.disown(qp.oldest)
             qp.oldest &+= 1
             if qp.nextToSend &- qp.oldest > qp.sqConsumer &- qp.oldest { qp.nextToSend = qp.oldest }
             if failed {
@@ -356,6 +374,7 @@ extension Engine {
             let w = qp.inflight[qp.slot(qp.oldest)]
             flushCompletion(qp.sendCQ, qp: qp, wrID: w.wrID, opcode: completionOpcode(w.opcode))
             qp.inflight[qp.slot(qp.oldest)] = InflightWork()
+            qp.disown(qp.oldest)
             qp.oldest &+= 1
             flushed += 1
         }

@@ -81,9 +81,13 @@ extension Engine {
 
     func respond(to packet: Packet) {
         let requester = packet.requester
-        // A requester reset or destroyed since it sent this must not see its memory touched.
-        guard requester.incarnation.load(ordering: .acquiring) == packet.incarnation else { return }
-        let w = requester.inflight[requester.slot(UInt32(bitPattern: packet.slot))]
+        let sequence = UInt32(bitPattern: packet.slot)
+        // A requester reset or destroyed since it sent this must not see its memory touched; a
+        // stale duplicate of a retired WQE has nothing left to read. Registered as a reader, the
+        // slot's segments stay as they are until this returns (QueuePair.swift).
+        guard requester.beginReading(sequence, incarnation: packet.incarnation) else { return }
+        defer { requester.endReading(sequence) }
+        let w = requester.inflight[requester.slot(sequence)]
         // A datagram is answered whatever becomes of it: UD has no retries, and the requester's
         // slot must not wait for an answer that never comes.
         if requester.type.isDatagram {
@@ -132,7 +136,7 @@ extension Engine {
     private func execute(_ qp: QueuePair, packet: Packet, work w: InflightWork) -> Packet.Syndrome {
         let requester = packet.requester
         let sequence = UInt32(bitPattern: packet.slot)
-        var source = SegmentCursor(requester.segments(of: sequence), count: Int(w.segmentCount), memory: requester.engine.memory)
+        var source = SegmentCursor(requester.segments(of: sequence), count: Int(w.segmentCount), memory: packet.memory)
         switch Int32(w.opcode) {
         case VIRTIO_RDMA_WR_SEND, VIRTIO_RDMA_WR_SEND_WITH_IMM:
             return receiveMessage(qp, source: &source, work: w, immediateOnly: false)
@@ -155,7 +159,7 @@ extension Engine {
             guard let mr = remoteRegion(qp, rkey: w.rkey, address: w.remoteAddress, length: w.length,
                                         access: VIRTIO_RDMA_ACCESS_REMOTE_READ) else { return remoteAccessError(qp) }
             var origin = DataSegment(mr: mr, address: w.remoteAddress, length: w.length, inline: nil)
-            var destination = SegmentCursor(requester.segments(of: sequence), count: Int(w.segmentCount), memory: requester.engine.memory)
+            var destination = SegmentCursor(requester.segments(of: sequence), count: Int(w.segmentCount), memory: packet.memory)
             let copied = withUnsafeMutablePointer(to: &origin) { (o: UnsafeMutablePointer<DataSegment>) -> Bool in
                 var from = SegmentCursor(o, count: 1, memory: memory)
                 return copySegments(from: &from, to: &destination, bytes: Int(w.length))
@@ -184,7 +188,7 @@ extension Engine {
         var result = original.littleEndian
         let requester = packet.requester
         var destination = SegmentCursor(requester.segments(of: UInt32(bitPattern: packet.slot)), count: Int(w.segmentCount),
-                                        memory: requester.engine.memory)
+                                        memory: packet.memory)
         let copied = withUnsafeMutableBytes(of: &result) { r in
             var value = DataSegment(mr: nil, address: 0, length: 8, inline: r.baseAddress!)
             return withUnsafeMutablePointer(to: &value) { (v: UnsafeMutablePointer<DataSegment>) -> Bool in
@@ -316,10 +320,9 @@ extension Engine {
         guard let available = rq.available, available > 0 else { return }
         let requester = packet.requester
         var source = SegmentCursor(requester.segments(of: UInt32(bitPattern: packet.slot)), count: Int(w.segmentCount),
-                                   memory: requester.engine.memory)
+                                   memory: packet.memory)
         let av = w.av
-        let sgidIndex = Int(av.sgid_index)
-        let sgid = requester.engine.gids.indices.contains(sgidIndex) ? requester.engine.gids[sgidIndex] : nil
+        let sgid = w.sourceGID.isZero ? nil : w.sourceGID
         let dgid = GID(bytes: av.dgid)
         var grh = [UInt8](repeating: 0, count: Self.grhSize)
         let networkType: UInt8
@@ -358,8 +361,9 @@ extension Engine {
         cqe.wc_flags = UInt16(flags).littleEndian
         cqe.network_hdr_type = networkType
         cqe.vlan_id = UInt16(0xffff).littleEndian
-        let mac = sgid.map { _ in requester.engine.gidMACs[sgidIndex] } ?? requester.engine.configuration.mac
-        withUnsafeMutableBytes(of: &cqe.smac) { $0.copyBytes(from: mac.prefix(6)) }
+        withUnsafeMutableBytes(of: &cqe.smac) { smac in
+            for i in 0..<min(6, smac.count) { smac[i] = UInt8(truncatingIfNeeded: w.sourceMAC >> (8 * i)) }
+        }
         writeCompletion(qp.recvCQ, &cqe, solicited: w.solicited)
         if status != UInt8(VIRTIO_RDMA_WC_SUCCESS) && status != UInt8(VIRTIO_RDMA_WC_LOC_LEN_ERR) { moveToError(qp) }
     }

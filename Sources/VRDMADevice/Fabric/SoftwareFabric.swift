@@ -57,6 +57,9 @@ struct Packet {
     var psn: UInt32
     /// The requester's incarnation when sent: a reset or destroyed QP's packets are stale.
     var incarnation: UInt32
+    /// The requester's memory table when sent: its segments are translated through it (the
+    /// requester's engine may switch tables meanwhile; this one stays mapped while referenced).
+    var memory: GuestMemory
 }
 
 public final class SoftwareFabric: @unchecked Sendable {
