@@ -164,4 +164,5 @@ final class DoorbellQueue: QueueHandler {
 
     var wakeDescriptor: Int32? { wakes ? engine.wakeDescriptor : nil }
     func prepareToSleep() -> Bool { wakes ? engine.prepareToSleep() : false }
+    var wakeDeadline: UInt64? { wakes && engine.nextDeadline != 0 ? engine.nextDeadline : nil }
 }

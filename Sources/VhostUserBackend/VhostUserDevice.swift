@@ -45,10 +45,14 @@ public protocol QueueHandler: AnyObject {
     /// The worker is about to sleep: ask for notifications again, and return true if work
     /// arrived meanwhile (the worker then keeps going instead of sleeping).
     func prepareToSleep() -> Bool
+    /// Asked after `prepareToSleep`: the monotonic time (ns) at which the handler has work that
+    /// waits only for time to pass (a retry timer), or nil. The worker sleeps no longer.
+    var wakeDeadline: UInt64? { get }
 }
 
 extension QueueHandler {
     public var hasPendingWork: Bool { false }
     public var wakeDescriptor: Int32? { nil }
     public func prepareToSleep() -> Bool { false }
+    public var wakeDeadline: UInt64? { nil }
 }

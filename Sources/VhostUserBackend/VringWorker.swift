@@ -134,10 +134,12 @@ public final class VringWorker: @unchecked Sendable {
         // Set when handlers still report work they cannot finish yet (timers, say): look at the
         // descriptors without blocking, so kicks are still seen, and go round again.
         var spinning = false
+        // The earliest time a handler's timer falls due (wakeDeadline): sleep until then at most.
+        var deadline: UInt64?
         while !exitRequested {
             kicked.removeAll(keepingCapacity: true)
             do {
-                try epoll.wait(timeoutMilliseconds: spinning ? 0 : unkicked.isEmpty ? -1 : 1) { token, _ in
+                try epoll.wait(timeoutMilliseconds: spinning ? 0 : sleepMilliseconds(until: deadline)) { token, _ in
                     if token == Self.wakeupToken { return }
                     kicked.append(RingKey(token: token & ~Self.handlerWakeBit))
                 }
@@ -151,15 +153,17 @@ public final class VringWorker: @unchecked Sendable {
             for key in kicked where service(key) > 0 { busy = true }
             for key in unkicked where service(key) > 0 { busy = true }
             if servicePending() { busy = true }
-            if spinning {
+            if spinning || deadline.map({ monotonicNanoseconds() >= $0 }) == true {
                 for key in rings.keys where service(key) > 0 { busy = true }
             }
             spinning = false
+            deadline = nil
             // Poll while there is work; before sleeping ask for kicks again. Work that arrived
             // during the switch counts as work: it sends the worker back to polling.
             while !exitRequested {
                 if busy { pollWhileBusy() }
-                let (raced, handlersWaiting) = rearmBeforeSleeping()
+                let (raced, handlersWaiting, due) = rearmBeforeSleeping()
+                deadline = due
                 if raced.isEmpty { break }
                 busy = false
                 for key in raced where service(key) > 0 { busy = true }
@@ -197,12 +201,14 @@ public final class VringWorker: @unchecked Sendable {
         }
     }
 
-    /// Asks every quiet ring for kicks again and returns those that already have work.
-    /// Enabling re-checks the ring after a full fence, so nothing published during the switch
-    /// waits for a kick that will not come. Handlers re-arm their own sources the same way.
-    private func rearmBeforeSleeping() -> (raced: [RingKey], handlersWaiting: Bool) {
+    /// Asks every quiet ring for kicks again and returns those that already have work, and the
+    /// earliest handler deadline. Enabling re-checks the ring after a full fence, so nothing
+    /// published during the switch waits for a kick that will not come. Handlers re-arm their own
+    /// sources the same way.
+    private func rearmBeforeSleeping() -> (raced: [RingKey], handlersWaiting: Bool, deadline: UInt64?) {
         var raced: [RingKey] = []
         var waiting = false
+        var deadline: UInt64?
         for key in quiet where !broken.contains(key) {
             if rings[key]?.queue.enableNotifications() == true { raced.append(key) }
         }
@@ -211,8 +217,21 @@ public final class VringWorker: @unchecked Sendable {
             let handlerWork = ring.handler.prepareToSleep()
             if handlerWork { waiting = true }
             if handlerWork || ring.handler.hasPendingWork { raced.append(key) }
+            if let due = ring.handler.wakeDeadline { deadline = min(deadline ?? due, due) }
         }
-        return (raced, waiting)
+        return (raced, waiting, deadline)
+    }
+
+    /// epoll's timeout: forever, 1 ms while a ring has no kick descriptor, or until `deadline`
+    /// rounded down (under a millisecond left: 0, so the last stretch is polled, not overslept).
+    private func sleepMilliseconds(until deadline: UInt64?) -> Int32 {
+        var timeout: Int32 = unkicked.isEmpty ? -1 : 1
+        if let deadline {
+            let now = monotonicNanoseconds()
+            let left = deadline > now ? Int32(clamping: (deadline - now) / 1_000_000) : 0
+            timeout = timeout < 0 ? left : min(timeout, left)
+        }
+        return timeout
     }
 
     /// Services rings whose handlers produced work of their own; true if any did something.

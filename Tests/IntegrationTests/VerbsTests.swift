@@ -47,6 +47,38 @@ struct VerbsTests {
         vms.expectAlive()
     }
 
+    @Test("a QP waiting on a timer does not burn CPU: the worker sleeps until the RNR back-off or ACK timeout is due, then wakes by itself")
+    func timersSleep() throws {
+        let vms = try VMs()
+        // RNR: B answers with its 655 ms timer (enum 0); A retries forever.
+        var pb = RCParameters()
+        pb.minRNRTimer = 0
+        let (a, b) = try connectedPair(vms, RCParameters(), pb)
+        try a.send(wrId: 1, length: 8)
+        usleep(20_000)
+        let rnrWait = vms.daemonCPUWhileIdle()
+        #expect(rnrWait < 60, "waiting out an RNR back-off used \(rnrWait) ms of CPU in 300 ms")
+        // Nothing kicks A's worker: its timer must wake it to resend.
+        try b.postRecv(wrId: 1)
+        expectWC(try a.sendCQ.waitOne(timeoutMilliseconds: 3000), wrId: 1, status: .success)
+        // ACK timeout: a GID nobody answers, 4.096 us * 2^17 = 537 ms per try, one retry.
+        var p = RCParameters()
+        p.timeout = 17
+        p.retryCount = 1
+        let c = try Endpoint(vms.a), d = try Endpoint(vms.b)
+        var rtr = c.qp.rtrAttributes(remote: d.qp, p)
+        rtr.av = AddressVector(dgid: GID.ipv4Mapped(192, 0, 2, 99), sgidIndex: 1)
+        try c.qp.modify(c.qp.initAttributes())
+        try c.qp.modify(rtr)
+        try c.qp.modify(c.qp.rtsAttributes(p))
+        try c.send(wrId: 2, length: 8)
+        usleep(20_000)
+        let ackWait = vms.daemonCPUWhileIdle()
+        #expect(ackWait < 60, "waiting for an ACK used \(ackWait) ms of CPU in 300 ms")
+        expectWC(try c.sendCQ.waitOne(timeoutMilliseconds: 5000), wrId: 2, status: .retryExcErr)
+        vms.expectAlive()
+    }
+
     @Test("need_kick: a polling device is not kicked for every post; an idle one asks for the first kick")
     func kickSuppression() throws {
         // The device polls for 200 ms after work: a stream of posts costs (almost) no kicks.

@@ -50,6 +50,9 @@ public final class Engine: @unchecked Sendable {
     let receiveSegments: UnsafeMutablePointer<DataSegment>
     /// True while the worker sleeps: senders then signal `wake`.
     let sleeping = Atomic<Bool>(false)
+    /// The earliest RNR or ACK timer of any QP when the worker last prepared to sleep (monotonic
+    /// ns, 0 if none): the worker sleeps until then, not in a loop.
+    private(set) var nextDeadline: UInt64 = 0
 
     init(configuration: DeviceConfiguration, fabric: SoftwareFabric, host: HostPath?, logger: Logger) throws(SystemError) {
         self.configuration = configuration
@@ -170,6 +173,7 @@ public final class Engine: @unchecked Sendable {
     func prepareToSleep() -> Bool {
         if let host { return hostPrepareToSleep(host) }
         var pending = false
+        nextDeadline = 0
         for qp in activeQPs {
             qp.sqDoorbell.setNeedKick(1)
             if qp.state == .error { qp.ownReceive?.doorbell.setNeedKick(1) }
@@ -178,7 +182,8 @@ public final class Engine: @unchecked Sendable {
         sleeping.store(true, ordering: .sequentiallyConsistent)
         CLinuxShims_fence_seq_cst()
         for qp in activeQPs {
-            if qp.resumeAt != 0 || qp.ackDeadline != 0 { pending = true }
+            if qp.resumeAt != 0 && (nextDeadline == 0 || qp.resumeAt < nextDeadline) { nextDeadline = qp.resumeAt }
+            if qp.ackDeadline != 0 && (nextDeadline == 0 || qp.ackDeadline < nextDeadline) { nextDeadline = qp.ackDeadline }
             if qp.sqDoorbell.driverIndex != qp.sqConsumer && qp.state == .readyToSend && qp.windowCount < qp.sq.depth { pending = true }
             if qp.state == .error {
                 // Posts still to flush; an impossible index is not work (nothing is taken).
@@ -188,6 +193,7 @@ public final class Engine: @unchecked Sendable {
             }
         }
         if !inboxEmpty { pending = true }
+        if nextDeadline != 0 && monotonicNanoseconds() >= nextDeadline { pending = true }
         if pending { sleeping.store(false, ordering: .relaxed) }
         return pending
     }
