@@ -16,6 +16,13 @@ vrdma_check() {
     return $rc
 }
 
+# vrdma_kernel_problems: print the kernel log lines that mean the kernel went wrong. A user
+# process's fault ("traps: <comm>[<pid>] general protection fault ... in <file>") is not one.
+vrdma_kernel_problems() {
+    dmesg | grep -E "BUG:|WARNING:|Oops|general protection|Call Trace|kmemleak|refcount_t:|UBSAN|KASAN" |
+        grep -v "traps: "
+}
+
 # vrdma_retry SECONDS CMD...: rerun CMD once a second until it succeeds.
 vrdma_retry() {
     t=$1; shift

@@ -66,7 +66,7 @@ vrdma_check rmmod-selftest rmmod vrdma_selftest
 vrdma_check unload rmmod virtio_rdma
 
 dmesg | grep -E "vrdma|virtio_rdma|infiniband" | tail -40
-bad=$(dmesg | grep -E "BUG:|WARNING:|Oops|general protection|Call Trace|kmemleak|refcount_t:|UBSAN|KASAN")
+bad=$(vrdma_kernel_problems)
 if [ -n "$bad" ]; then
     echo "$bad"
     dmesg | tail -80

@@ -133,7 +133,7 @@ vrdma_check unload rmmod virtio_rdma
 
 # ---- nothing went wrong in the kernel -------------------------------------------------------
 dmesg | grep -E "vrdma|virtio_rdma|infiniband|ib_" | tail -60
-bad=$(dmesg | grep -E "BUG:|WARNING:|Oops|general protection|Call Trace|kmemleak|refcount_t:|UBSAN|KASAN" )
+bad=$(vrdma_kernel_problems)
 if [ -n "$bad" ]; then
     echo "$bad"
     dmesg | tail -80

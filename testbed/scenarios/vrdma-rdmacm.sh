@@ -4,28 +4,32 @@
 # vhost-user-rdma daemon:
 #   both    load the driver; vrdma0 port ACTIVE; /dev/infiniband/rdma_cm present
 #   a <-> b rping (a: rping -s, b: rping -c -C 10 -v), perftest ib_{write,send,read}_bw -R and
-#           ib_{write,send,read,atomic}_lat -R (a serves, b connects to a's IP), ucmatose (if
-#           installed)
+#           ib_{write,send,read,atomic}_lat -R (a serves, b connects to a's IP), ucmatose
 #   both    dmesg-clean
 # Environment: VRDMA_ROLE=server|client, VRDMA_PEER=<server IPv4> on the client.
 # Each client step retries until its server listens; a server step waits for one client.
 . /lib/vrdma/test-lib.sh
 
-T=120   # seconds for one tool run (TCG is slow)
+T=60   # seconds for one tool run (TCG is slow)
 
 # pair NAME SERVER_CMD -- CLIENT_CMD: the server runs SERVER_CMD, the client CLIENT_CMD
-# (retried until the server answers).
+# (retried until the server answers). Each pair gets a port of its own (-p, which every tool
+# here takes). perftest -R connects twice, for its parameters and then its QPs; a client
+# that reaches the second connect before the server listens for it is rejected, crashes, and
+# leaves the server waiting for it. So a server that times out starts again (at most 3 runs).
+cm_port=18600
 pair() {
     name=$1; shift
+    cm_port=$((cm_port + 1))
     srv=""
     while [ "$1" != -- ]; do srv="$srv $1"; shift; done
     shift
-    echo "== $name ($VRDMA_ROLE)"
+    echo "== $name ($VRDMA_ROLE, port $cm_port)"
     if [ "$VRDMA_ROLE" = server ]; then
         # shellcheck disable=SC2086
-        vrdma_check "$name" timeout $T $srv
+        vrdma_check "$name" vrdma_retry 3 timeout $T $srv -p $cm_port
     else
-        vrdma_check "$name" vrdma_retry 60 timeout $T "$@"
+        vrdma_check "$name" vrdma_retry 150 timeout $T "$@" -p $cm_port
     fi
 }
 
@@ -48,12 +52,12 @@ done
 if command -v ucmatose >/dev/null; then
     pair ucmatose ucmatose -- ucmatose -s "$P"
 else
-    echo "== ucmatose not installed: skipped"
+    vrdma_fail ucmatose-installed  # rdmacm-utils is in the image (build-guest.sh)
 fi
 
 # ---- nothing went wrong in the kernel -------------------------------------------------------
 dmesg | grep -E "vrdma|virtio_rdma|infiniband|ib_|rdma_cm" | tail -40
-bad=$(dmesg | grep -E "BUG:|WARNING:|Oops|general protection|Call Trace|kmemleak|refcount_t:|UBSAN|KASAN")
+bad=$(vrdma_kernel_problems)
 if [ -n "$bad" ]; then
     echo "$bad"
     dmesg | tail -80

@@ -62,7 +62,7 @@ client)
 esac
 
 # ---- nothing went wrong in this kernel (a's first boot: the host reads its shutdown messages)
-bad=$(dmesg | grep -E "BUG:|WARNING:|Oops|general protection|Call Trace|refcount_t:|UBSAN|KASAN")
+bad=$(vrdma_kernel_problems)
 if [ -n "$bad" ]; then
     echo "$bad"
     dmesg | tail -80
