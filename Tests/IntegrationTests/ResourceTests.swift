@@ -174,15 +174,7 @@ struct ResourceTests {
         try c.send(wrId: 40, length: 16)
         expectWC(try d.recvCQ.waitOne(), wrId: 4, status: .success, byteLen: 16)
         // A GID nobody answers to: packets are dropped, the requester retries and gives up.
-        var q = RCParameters()
-        q.timeout = 8
-        q.retryCount = 1
-        let e = try Endpoint(vms.devices[0]), f = try Endpoint(vms.devices[1])
-        var rtr = e.qp.rtrAttributes(remote: f.qp, q)
-        rtr.av = AddressVector(dgid: GID.ipv4Mapped(192, 0, 2, 99), sgidIndex: 1)
-        try e.qp.modify(e.qp.initAttributes())
-        try e.qp.modify(rtr)
-        try e.qp.modify(e.qp.rtsAttributes(q))
+        let e = try unansweredRequester(vms, timeout: 8)
         try e.send(wrId: 50, length: 8)
         expectWC(try e.sendCQ.waitOne(), wrId: 50, status: .retryExcErr)
         vms.expectAlive()

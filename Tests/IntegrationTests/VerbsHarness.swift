@@ -30,6 +30,21 @@ extension VMs {
     }
 }
 
+/// An RC QP of device 0 in RTS whose path leads to a GID nobody answers (192.0.2.99): what it
+/// sends is dropped, and it gives up after one retry of 4.096 us * 2^`timeout`.
+func unansweredRequester(_ vms: VMs, timeout: UInt8) throws -> Endpoint {
+    var p = RCParameters()
+    p.timeout = timeout
+    p.retryCount = 1
+    let e = try Endpoint(vms.devices[0]), f = try Endpoint(vms.devices[1])
+    var rtr = e.qp.rtrAttributes(remote: f.qp, p)
+    rtr.av = AddressVector(dgid: GID.ipv4Mapped(192, 0, 2, 99), sgidIndex: 1)
+    try e.qp.modify(e.qp.initAttributes())
+    try e.qp.modify(rtr)
+    try e.qp.modify(e.qp.rtsAttributes(p))
+    return e
+}
+
 /// Asserts one completion's identity and status (opcode only checked on success, as the header says).
 func expectWC(_ wc: Completion?, wrId: UInt64, status: WCStatus, opcode: WCOpcode? = nil, qpn: UInt32? = nil,
               byteLen: UInt32? = nil, sourceLocation: SourceLocation = #_sourceLocation) {

@@ -62,15 +62,7 @@ struct VerbsTests {
         try b.postRecv(wrId: 1)
         expectWC(try a.sendCQ.waitOne(timeoutMilliseconds: 3000), wrId: 1, status: .success)
         // ACK timeout: a GID nobody answers, 4.096 us * 2^17 = 537 ms per try, one retry.
-        var p = RCParameters()
-        p.timeout = 17
-        p.retryCount = 1
-        let c = try Endpoint(vms.a), d = try Endpoint(vms.b)
-        var rtr = c.qp.rtrAttributes(remote: d.qp, p)
-        rtr.av = AddressVector(dgid: GID.ipv4Mapped(192, 0, 2, 99), sgidIndex: 1)
-        try c.qp.modify(c.qp.initAttributes())
-        try c.qp.modify(rtr)
-        try c.qp.modify(c.qp.rtsAttributes(p))
+        let c = try unansweredRequester(vms, timeout: 17)
         try c.send(wrId: 2, length: 8)
         usleep(20_000)
         let ackWait = vms.daemonCPUWhileIdle()
