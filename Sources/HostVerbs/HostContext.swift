@@ -43,6 +43,8 @@ public final class HostContext: @unchecked Sendable {
     public let port: UInt8
     let context: UnsafeMutablePointer<ibv_context>
     let channel: UnsafeMutablePointer<ibv_comp_channel>
+    /// Holds the channel's and the async events' descriptors.
+    private let wakeEpoll: Int32
     public let deviceAttributes: ibv_device_attr
     public let portAttributes: ibv_port_attr
 
@@ -83,9 +85,22 @@ public final class HostContext: @unchecked Sendable {
             ibv_close_device(ctx)
             throw .last("ibv_create_comp_channel(\(deviceName))")
         }
-        // The worker drains the channel without blocking; epoll says when there is something.
-        let flags = fcntl(ch.pointee.fd, F_GETFL)
-        _ = fcntl(ch.pointee.fd, F_SETFL, flags | O_NONBLOCK)
+        // The worker drains the channel and the async events without blocking; one epoll
+        // descriptor holding both says when there is something.
+        for fd in [ch.pointee.fd, ctx.pointee.async_fd] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        let wake = epoll_create1(Int32(EPOLL_CLOEXEC))
+        guard wake >= 0 else {
+            ibv_destroy_comp_channel(ch)
+            ibv_close_device(ctx)
+            throw .last("epoll_create1")
+        }
+        for fd in [ch.pointee.fd, ctx.pointee.async_fd] {
+            var event = epoll_event()
+            event.events = EPOLLIN.rawValue
+            event.data.fd = fd
+            _ = epoll_ctl(wake, EPOLL_CTL_ADD, fd, &event)
+        }
+        wakeEpoll = wake
         self.deviceName = deviceName
         self.port = port
         context = ctx
@@ -95,12 +110,43 @@ public final class HostContext: @unchecked Sendable {
     }
 
     deinit {
+        close(wakeEpoll)
         ibv_destroy_comp_channel(channel)
         ibv_close_device(context)
     }
 
-    /// Readable when a CQ armed with `arm()` has a new completion.
-    public var completionDescriptor: Int32 { channel.pointee.fd }
+    /// Readable when a CQ armed with `arm()` has a new completion or an async event is waiting.
+    public var wakeDescriptor: Int32 { wakeEpoll }
+
+    /// One of the device's async events (ibv_get_async_event), taken and acknowledged.
+    public enum AsyncEvent: Sendable, Equatable {
+        case queuePair(ibv_event_type, hostQPN: UInt32)
+        case completionQueue(ibv_event_type, HostCompletionQueue.ID)
+        case sharedReceiveQueue(ibv_event_type)
+        case port(ibv_event_type, port: UInt8)
+        case device(ibv_event_type)
+    }
+
+    /// The next async event, or nil when none waits.
+    public func nextAsyncEvent() -> AsyncEvent? {
+        var e = ibv_async_event()
+        guard ibv_get_async_event(context, &e) == 0 else { return nil }
+        defer { ibv_ack_async_event(&e) }
+        let type = e.event_type
+        switch type {
+        case IBV_EVENT_QP_FATAL, IBV_EVENT_QP_REQ_ERR, IBV_EVENT_QP_ACCESS_ERR, IBV_EVENT_COMM_EST, IBV_EVENT_SQ_DRAINED,
+             IBV_EVENT_PATH_MIG, IBV_EVENT_PATH_MIG_ERR, IBV_EVENT_QP_LAST_WQE_REACHED:
+            return .queuePair(type, hostQPN: e.element.qp.pointee.qp_num)
+        case IBV_EVENT_CQ_ERR:
+            return .completionQueue(type, HostCompletionQueue.ID(e.element.cq))
+        case IBV_EVENT_SRQ_ERR, IBV_EVENT_SRQ_LIMIT_REACHED:
+            return .sharedReceiveQueue(type)
+        case IBV_EVENT_DEVICE_FATAL:
+            return .device(type)
+        default:
+            return .port(type, port: UInt8(truncatingIfNeeded: e.element.port_num))
+        }
+    }
 
     /// Takes every pending completion event off the channel (and acknowledges it, so CQs can be
     /// destroyed at any time). Returns how many there were.

@@ -73,6 +73,12 @@ public final class HostMemoryRegion: @unchecked Sendable {
 public final class HostCompletionQueue: @unchecked Sendable {
     let host: HostContext
     let cq: UnsafeMutablePointer<ibv_cq>
+    /// Names the CQ in an async event.
+    public struct ID: Hashable, Sendable {
+        let raw: UInt
+        init(_ cq: UnsafeMutablePointer<ibv_cq>?) { raw = UInt(bitPattern: cq) }
+    }
+    public var id: ID { ID(cq) }
 
     public init(_ host: HostContext, depth: Int32) throws(HostVerbsError) {
         guard let cq = ibv_create_cq(host.context, depth, nil, host.channel, 0) else { throw .last("ibv_create_cq(\(depth))") }

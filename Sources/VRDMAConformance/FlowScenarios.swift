@@ -118,6 +118,24 @@ let flowScenarios: [Scenario] = [
         }
     },
 
+    Scenario("SQD: SQ_DRAINED once the sent work is done, with en_sqd_async_notify; nothing new is taken until RTS") { h in
+        let check = h.checks
+        let (a, b) = try h.connectedPair()
+        for i in 0..<6 { try b.postRecv(wrId: UInt64(i), offset: i * 64, length: 64) }
+        for i in 0..<4 { try a.send(wrId: UInt64(i), length: 8) }
+        check.expectEqual(try a.sendCQ.wait(for: 4).map(\.wrId), [0, 1, 2, 3], "sends before SQD")
+        var sqd = QPAttributes(state: .sqd)
+        sqd.enSQDAsyncNotify = true
+        try a.qp.modify(sqd)
+        check.expect(try h.a.waitForEvent(.sqDrained, handle: a.qp.qpn) != nil, "no SQ_DRAINED with en_sqd_async_notify")
+        check.expectState(a.qp, .sqd, "after MODIFY_QP to SQD")
+        try a.send(wrId: 4, length: 8)
+        check.expect(a.sendCQ.drain(waitingMilliseconds: 50).isEmpty, "a WQE was taken in SQD")
+        try a.qp.modify(QPAttributes(state: .rts))
+        check.expectWC(try a.sendCQ.waitOne(), wrId: 4, status: .success)
+        check.expectEqual(try b.recvCQ.wait(for: 5).map(\.wrId), [0, 1, 2, 3, 4], "receives")
+    },
+
     Scenario("unsignaled work requests give no CQE on success; sq_sig_all gives one for each") { h in
         let check = h.checks
         let (a, b) = try h.connectedPair()

@@ -45,6 +45,29 @@ struct ConformanceTool: ParsableCommand {
         "Instead of the scenarios: time REG_MR and DEREG_MR of one MR of MIB MiB on one device, and print it.", valueName: "MIB"))
     var measureRegistration: Int?
 
+    @Option(name: .customLong("port-events"), help: ArgumentHelp(
+        "Instead of the scenarios: on one device, run COMMAND with sh -c (it should take the host port down and up) and "
+            + "check that the guest gets PORT_ERR, then PORT_ACTIVE, for port 1.", valueName: "COMMAND"))
+    var portEventsCommand: String?
+
+    /// The host port's state changes reach the guest as port events, in order.
+    func checkPortEvents(while command: String, _ configuration: HarnessConfiguration) throws {
+        let daemon = try DaemonProcess(binary: configuration.daemonPath, devices: 1, extraArguments: configuration.daemonArguments)
+        defer { daemon.terminate() }
+        let device = try VerbsDevice(socketPath: daemon.socketPaths[0], roceGID: configuration.gids[0])
+        _ = try device.takeEvents()
+        let status = try shell(command)
+        print("sh -c '\(command)': exit \(status)")
+        var seen: [EventType] = []
+        let deadline = monotonicMilliseconds() + 10_000
+        while monotonicMilliseconds() < deadline && !(seen.contains(.portErr) && seen.last == .portActive) {
+            seen += try device.takeEvents(waitingMilliseconds: 200).filter { $0.handle == 1 && ($0.type == .portErr || $0.type == .portActive) }
+                .map(\.type)
+        }
+        print("port events: \(seen.map { $0 == .portErr ? "PORT_ERR" : "PORT_ACTIVE" }.joined(separator: ", "))")
+        guard let down = seen.firstIndex(of: .portErr), seen[down...].contains(.portActive), status == 0 else { throw ExitCode.failure }
+    }
+
     /// REG_MR of a large MR: the command's round trip as the guest sees it (pinning and, on the
     /// verbs provider, the window and the NIC's registration).
     func measure(registrationMiB mib: Int, _ configuration: HarnessConfiguration) throws {
@@ -73,6 +96,10 @@ struct ConformanceTool: ParsableCommand {
             try measure(registrationMiB: measureRegistration, configuration)
             return
         }
+        if let portEventsCommand {
+            try checkPortEvents(while: portEventsCommand, configuration)
+            return
+        }
         let scenarios = Scenario.suite(for: configuration).filter { filter.map($0.name.contains) ?? true }
         if list {
             for scenario in scenarios { print(scenario.name) }
@@ -97,6 +124,22 @@ struct ConformanceTool: ParsableCommand {
         print("\(scenarios.count - failed) passed, \(failed) failed")
         if failed > 0 { throw ExitCode.failure }
     }
+}
+
+/// Runs `command` with /bin/sh -c and returns its exit status.
+func shell(_ command: String) throws -> Int32 {
+    let words: [String] = ["/bin/sh", "-c", command]
+    var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) } + [nil]
+    defer { for p in argv { free(p) } }
+    var pid: pid_t = 0
+    let rc = posix_spawn(&pid, "/bin/sh", nil, nil, &argv, environ)
+    guard rc == 0 else {
+        print("posix_spawn(/bin/sh): \(String(cString: strerror(rc)))")
+        throw ExitCode.failure
+    }
+    var status: Int32 = 0
+    while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+    return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
 }
 
 /// A GID from an address: IPv4 becomes the IPv4-mapped GID RoCEv2 uses, IPv6 is the GID itself.

@@ -6,7 +6,8 @@
 # 10.0.0.2 on eth0, so rxe0's GID table holds a RoCE v2 GID for each).
 #   rxe0 up with both GIDs; the daemon refuses an absent device, naming rxe0;
 #   every conformance scenario passes on --provider verbs --ib-device rxe0;
-#   registering 1 GiB of guest memory (timed, reported, not judged).
+#   registering 1 GiB of guest memory (timed, reported, not judged);
+#   eth0 down and up: the guest device reports PORT_ERR, then PORT_ACTIVE (host async events).
 . /lib/vrdma/test-lib.sh
 
 vrdma_check rxe-link-add rdma link add rxe0 type rxe netdev eth0 || exit 0
@@ -40,3 +41,7 @@ vrdma_check conformance-exit-0 [ "$rc" -eq 0 ]
 echo "== registration of 1 GiB"
 vrdma_check register-1gib timeout 900 /test/vrdma-conformance --daemon /test/vhost-user-rdma --measure-registration 1024 \
     -- --provider verbs --ib-device rxe0 --gid-index "$gidx"
+
+echo "== port events: eth0 down and up"
+vrdma_check port-events timeout 120 /test/vrdma-conformance --daemon /test/vhost-user-rdma --gid ::ffff:10.0.0.1 --gid ::ffff:10.0.0.2 \
+    --port-events "ip link set eth0 down; sleep 2; ip link set eth0 up" -- --provider verbs --ib-device rxe0 --gid-index "$gidx"

@@ -208,8 +208,8 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// What wakes the sleeping worker besides kicks: the inbox (software provider) or the host
-    /// completion channel (verbs provider).
-    var wakeDescriptor: Int32 { host?.context.completionDescriptor ?? wake.descriptor.rawValue }
+    /// completion channel and async events (verbs provider).
+    var wakeDescriptor: Int32 { host?.context.wakeDescriptor ?? wake.descriptor.rawValue }
 
     // MARK: events
 

@@ -64,6 +64,8 @@ final class HostPath {
     var hostGIDIndex: [Int?]
     /// The device's QPs by host QPN (host completions name the host's QP).
     var byHostQPN: [UInt32: QueuePair] = [:]
+    /// Passes since the async events were last taken.
+    var pollsSinceAsyncCheck = 0
     static let pollBatch = 16
     let completions: UnsafeMutablePointer<ibv_wc>
     let sges: UnsafeMutablePointer<ibv_sge>
@@ -288,6 +290,9 @@ extension Engine {
     func hostPoll(_ host: HostPath) -> Int {
         if sleeping.load(ordering: .relaxed) { sleeping.store(false, ordering: .relaxed) }
         host.context.drainCompletionEvents()
+        // Async events are rare: a look every 64 passes, and before sleeping.
+        host.pollsSinceAsyncCheck &+= 1
+        if host.pollsSinceAsyncCheck >= 64 { hostTakeAsyncEvents(host) }
         var work = hostPollCompletions(host)
         for qp in activeQPs { work += hostRunQP(qp, host) }
         for srq in srqs.objects.values { work += hostPostSharedReceives(srq, host) }
@@ -297,6 +302,7 @@ extension Engine {
     /// Arms every host CQ, then looks once more: a completion that came before the arm raises no
     /// event, so it must be seen now.
     func hostPrepareToSleep(_ host: HostPath) -> Bool {
+        hostTakeAsyncEvents(host)
         for cq in cqs.objects.values { cq.host?.arm() }
         var pending = hostPollCompletions(host) > 0
         for qp in activeQPs {
@@ -317,6 +323,48 @@ extension Engine {
         for srq in srqs.objects.values { if let n = srq.queue.available, n > 0 { pending = true } }
         if pending { sleeping.store(false, ordering: .relaxed) }
         return pending
+    }
+
+    /// The host device's async events, as the guest's: events of a host QP or CQ name the guest's
+    /// object, port events port 1. The device raises SRQ limit and last-WQE events itself.
+    func hostTakeAsyncEvents(_ host: HostPath) {
+        host.pollsSinceAsyncCheck = 0
+        while let event = host.context.nextAsyncEvent() {
+            switch event {
+            case .queuePair(let type, let hostQPN):
+                guard let qp = host.byHostQPN[hostQPN] else { continue }
+                switch type {
+                case IBV_EVENT_QP_FATAL: fatal(qp, event: Int32(VIRTIO_RDMA_EV_QP_FATAL))
+                case IBV_EVENT_QP_REQ_ERR: fatal(qp, event: Int32(VIRTIO_RDMA_EV_QP_REQ_ERR))
+                case IBV_EVENT_QP_ACCESS_ERR: fatal(qp, event: Int32(VIRTIO_RDMA_EV_QP_ACCESS_ERR))
+                case IBV_EVENT_COMM_EST where !qp.communicationEstablished:
+                    qp.communicationEstablished = true
+                    postEvent(Int32(VIRTIO_RDMA_EV_COMM_EST), handle: qp.qpn)
+                case IBV_EVENT_SQ_DRAINED where qp.state == .sendQueueDrain && !qp.drainedNotified && qp.attributes.sqdNotify != 0:
+                    qp.drainedNotified = true
+                    postEvent(Int32(VIRTIO_RDMA_EV_SQ_DRAINED), handle: qp.qpn)
+                default:
+                    logger.debug("QP \(qp.qpn): host event \(type.rawValue) not passed on")
+                }
+            case .completionQueue(let type, let id):
+                guard type == IBV_EVENT_CQ_ERR, let cq = cqs.objects.values.first(where: { $0.host?.id == id }) else { continue }
+                logger.warning("CQ \(cq.handle): the host CQ failed (overrun)")
+                postEvent(Int32(VIRTIO_RDMA_EV_CQ_ERR), handle: cq.handle, detail: VIRTIO_RDMA_CQ_OVERFLOW)
+            case .port(let type, let port):
+                guard port == host.context.port else { continue }
+                switch type {
+                case IBV_EVENT_PORT_ACTIVE: postEvent(Int32(VIRTIO_RDMA_EV_PORT_ACTIVE), handle: 1)
+                case IBV_EVENT_PORT_ERR: postEvent(Int32(VIRTIO_RDMA_EV_PORT_ERR), handle: 1)
+                case IBV_EVENT_GID_CHANGE: postEvent(Int32(VIRTIO_RDMA_EV_GID_CHANGE), handle: 1)
+                default: break
+                }
+            case .device:
+                logger.error("host device \(host.context.deviceName) failed: its QPs fail")
+                for qp in activeQPs { fatal(qp, event: Int32(VIRTIO_RDMA_EV_QP_FATAL)) }
+            case .sharedReceiveQueue:
+                break
+            }
+        }
     }
 
     private func hostRunQP(_ qp: QueuePair, _ host: HostPath) -> Int {
