@@ -16,11 +16,17 @@ vrdma_check() {
     return $rc
 }
 
-# vrdma_kernel_problems: print the kernel log lines that mean the kernel went wrong. A user
+# vrdma_check_dmesg_clean [NAME]: PASS NAME (default dmesg-clean) if the kernel log has no line
+# that means the kernel went wrong; otherwise print them and the log's tail, and FAIL. A user
 # process's fault ("traps: <comm>[<pid>] general protection fault ... in <file>") is not one.
-vrdma_kernel_problems() {
-    dmesg | grep -E "BUG:|WARNING:|Oops|general protection|Call Trace|kmemleak|refcount_t:|UBSAN|KASAN" |
-        grep -v "traps: "
+vrdma_check_dmesg_clean() {
+    bad=$(dmesg | grep -E "BUG:|WARNING:|Oops|general protection|Call Trace|kmemleak|refcount_t:|UBSAN|KASAN" |
+        grep -v "traps: ")
+    if [ -n "$bad" ]; then
+        echo "$bad"
+        dmesg | tail -80
+    fi
+    vrdma_check "${1:-dmesg-clean}" test -z "$bad"
 }
 
 # vrdma_retry SECONDS CMD...: rerun CMD once a second until it succeeds.

@@ -52,6 +52,4 @@ if [ "$VRDMA_ROLE" = server ]; then
     vrdma_check devinfo-after-reload ibv_devinfo -d vrdma0
 fi
 vrdma_check unload rmmod virtio_rdma
-bad=$(vrdma_kernel_problems)
-[ -n "$bad" ] && { echo "$bad"; dmesg | tail -60; }
-vrdma_check dmesg-clean test -z "$bad"
+vrdma_check_dmesg_clean

@@ -133,9 +133,4 @@ vrdma_check unload rmmod virtio_rdma
 
 # ---- nothing went wrong in the kernel -------------------------------------------------------
 dmesg | grep -E "vrdma|virtio_rdma|infiniband|ib_" | tail -60
-bad=$(vrdma_kernel_problems)
-if [ -n "$bad" ]; then
-    echo "$bad"
-    dmesg | tail -80
-fi
-vrdma_check dmesg-clean test -z "$bad"
+vrdma_check_dmesg_clean

@@ -57,10 +57,5 @@ fi
 
 # ---- nothing went wrong in the kernel -------------------------------------------------------
 dmesg | grep -E "vrdma|virtio_rdma|infiniband|ib_|rdma_cm" | tail -40
-bad=$(vrdma_kernel_problems)
-if [ -n "$bad" ]; then
-    echo "$bad"
-    dmesg | tail -80
-fi
-vrdma_check dmesg-clean test -z "$bad"
+vrdma_check_dmesg_clean
 vrdma_check no-driver-warnings sh -c '! dmesg | grep -E "virtio_rdma virtio[0-9]+: .*(unknown QP|dropped|bad answer|failed|device index)"'

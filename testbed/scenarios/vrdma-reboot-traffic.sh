@@ -62,9 +62,4 @@ client)
 esac
 
 # ---- nothing went wrong in this kernel (a's first boot: the host reads its shutdown messages)
-bad=$(vrdma_kernel_problems)
-if [ -n "$bad" ]; then
-    echo "$bad"
-    dmesg | tail -80
-fi
-vrdma_check "dmesg-clean$tag" test -z "$bad"
+vrdma_check_dmesg_clean "dmesg-clean$tag"
