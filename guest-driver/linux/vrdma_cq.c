@@ -194,6 +194,19 @@ int vrdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
 	ret = vrdma_ring_page_list(&ring, &pl);
 	if (ret)
 		goto err_mem;
+	if (udata) {
+		/* Before the command: once the device uses the new ring, resize cannot fail. */
+		struct virtio_rdma_create_cq_resp uresp = {
+			.cq_handle = cq->handle,
+			.depth = depth,
+		};
+
+		ret = ib_copy_to_udata(udata, &uresp, min(udata->outlen, sizeof(uresp)));
+		if (ret) {
+			vrdma_pl_free(&pl);
+			goto err_mem;
+		}
+	}
 
 	spin_lock_irqsave(&cq->lock, flags);
 	if (!cq->user) {
@@ -227,9 +240,9 @@ int vrdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
 		seq = 1;
 		WRITE_ONCE(db.va->arm_flags, READ_ONCE(cq->db.va->arm_flags));
 		/* Release: arm_flags is written before the device can see the arm. */
-		smp_store_release(&db.va->arm_sequence, cpu_to_le32(seq));
+		virt_store_release(&db.va->arm_sequence, cpu_to_le32(seq));
 		/* Full barrier between the arm and the device_index load (spec 12.3). */
-		smp_mb();
+		virt_mb();
 		missed = le32_to_cpu(READ_ONCE(db.va->device_index)) != 0;
 	}
 	if (!ret) {
@@ -250,14 +263,6 @@ int vrdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
 
 	vrdma_db_free(&old_db);
 	vrdma_ring_free(&old_ring);
-	if (udata) {
-		struct virtio_rdma_create_cq_resp uresp = {
-			.cq_handle = cq->handle,
-			.depth = depth,
-		};
-
-		ret = ib_copy_to_udata(udata, &uresp, min(udata->outlen, sizeof(uresp)));
-	}
 	goto out;
 
 err_mem:
@@ -376,7 +381,7 @@ int vrdma_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc)
 	if (cq->resizing)
 		goto out;
 	/* Acquire: the CQEs counted by device_index are complete before we read them. */
-	prod = le32_to_cpu(smp_load_acquire(&cq->db.va->device_index));
+	prod = le32_to_cpu(virt_load_acquire(&cq->db.va->device_index));
 	avail = prod - cq->cons;
 	if (avail > cq->depth) {
 		dev_warn_ratelimited(&dev->vdev->dev, "CQ %u: device index %u, driver index %u\n",
@@ -393,7 +398,7 @@ int vrdma_poll_cq(struct ib_cq *ibcq, int num_entries, struct ib_wc *wc)
 			n++;
 	}
 	/* Release: the slots are the device's again only after we read them. */
-	smp_store_release(&cq->db.va->driver_index, cpu_to_le32(cq->cons));
+	virt_store_release(&cq->db.va->driver_index, cpu_to_le32(cq->cons));
 out:
 	spin_unlock_irqrestore(&cq->lock, flags);
 	return n;
@@ -413,12 +418,12 @@ int vrdma_req_notify_cq(struct ib_cq *ibcq, enum ib_cq_notify_flags flags)
 	WRITE_ONCE(cq->db.va->arm_flags, cpu_to_le32(arm));
 	cq->arm_seq++;
 	/* Release: arm_flags is written before the device can see the new arm_sequence. */
-	smp_store_release(&cq->db.va->arm_sequence, cpu_to_le32(cq->arm_seq));
+	virt_store_release(&cq->db.va->arm_sequence, cpu_to_le32(cq->arm_seq));
 	/*
 	 * Full barrier between the arm store and the device_index load: a CQE racing with the
 	 * arm either fires the event or is seen here (spec 12.3).
 	 */
-	smp_mb();
+	virt_mb();
 	if ((flags & IB_CQ_REPORT_MISSED_EVENTS) && !cq->resizing &&
 	    le32_to_cpu(READ_ONCE(cq->db.va->device_index)) != cq->cons)
 		ret = 1;
@@ -451,7 +456,7 @@ void vrdma_cq_sw_complete(struct vrdma_cq *cq, u64 wr_id, u32 qpn, u8 opcode)
 		cqe->opcode = opcode;
 		cqe->qp_num = cpu_to_le32(qpn);
 		/* Release: the CQE is complete before the index that counts it. */
-		smp_store_release(&db->device_index, cpu_to_le32(prod + 1));
+		virt_store_release(&db->device_index, cpu_to_le32(prod + 1));
 	}
 	if (READ_ONCE(db->arm_sequence) != READ_ONCE(db->notified_sequence)) {
 		WRITE_ONCE(db->notified_sequence, READ_ONCE(db->arm_sequence));

@@ -21,7 +21,7 @@ static void *vrdma_slot(struct vrdma_wq *wq, u32 index)
 static u32 vrdma_wq_room(struct vrdma_dev *dev, struct vrdma_wq *wq)
 {
 	/* Acquire: the device has finished reading the slots it reports as taken. */
-	u32 taken = le32_to_cpu(smp_load_acquire(&wq->db.va->device_index));
+	u32 taken = le32_to_cpu(virt_load_acquire(&wq->db.va->device_index));
 	u32 used = wq->head - taken;
 
 	if (used > wq->depth) {
@@ -35,9 +35,9 @@ static u32 vrdma_wq_room(struct vrdma_dev *dev, struct vrdma_wq *wq)
 static void vrdma_wq_publish(struct vrdma_dev *dev, struct vrdma_wq *wq, u32 dbq)
 {
 	/* Release: the WQEs are complete before the index that publishes them. */
-	smp_store_release(&wq->db.va->driver_index, cpu_to_le32(wq->head));
+	virt_store_release(&wq->db.va->driver_index, cpu_to_le32(wq->head));
 	/* Full barrier: the index store before the need_kick load (spec 12.1). */
-	smp_mb();
+	virt_mb();
 	if (READ_ONCE(wq->db.va->need_kick))
 		vrdma_kick(dev, dbq);
 }
