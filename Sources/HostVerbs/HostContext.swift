@@ -163,9 +163,12 @@ public final class HostContext: @unchecked Sendable {
     }
 
     /// The port's GID table as the host has it now (empty entries left out).
+    /// Entries past 255 cannot be named: an address vector's sgid_index is 8 bits.
+    var usableGIDTableLength: Int { min(Int(portAttributes.gid_tbl_len), 256) }
+
     public func gidTable() -> [HostGID] {
         var out: [HostGID] = []
-        for i in 0..<Int(portAttributes.gid_tbl_len) {
+        for i in 0..<usableGIDTableLength {
             var gid = ibv_gid()
             guard ibv_query_gid(context, port, Int32(i), &gid) == 0 else { continue }
             let bytes = withUnsafeBytes(of: gid.raw) { Array($0) }
@@ -177,11 +180,8 @@ public final class HostContext: @unchecked Sendable {
 
     /// The GID at `index`, or an error if the index is outside the table or the entry is empty.
     public func gid(at index: Int) throws(HostVerbsError) -> HostGID {
-        guard index >= 0, index < Int(portAttributes.gid_tbl_len) else {
-            throw .badGIDIndex(device: deviceName, index: index, length: Int(portAttributes.gid_tbl_len))
-        }
-        guard let g = gidTable().first(where: { $0.index == index }) else {
-            throw .badGIDIndex(device: deviceName, index: index, length: Int(portAttributes.gid_tbl_len))
+        guard index >= 0, index < usableGIDTableLength, let g = gidTable().first(where: { $0.index == index }) else {
+            throw .badGIDIndex(device: deviceName, index: index, length: usableGIDTableLength)
         }
         return g
     }

@@ -288,8 +288,12 @@ extension Engine {
     /// One pass on the verbs provider: completions first (they free ring space), then every
     /// QP's new receive and send WQEs, then every SRQ's.
     func hostPoll(_ host: HostPath) -> Int {
-        if sleeping.load(ordering: .relaxed) { sleeping.store(false, ordering: .relaxed) }
-        host.context.drainCompletionEvents()
+        // Completion events only come after the arms made before sleeping: drained on waking,
+        // not with a failing read on every pass (undrained, they keep the wake descriptor ready).
+        if sleeping.load(ordering: .relaxed) {
+            sleeping.store(false, ordering: .relaxed)
+            host.context.drainCompletionEvents()
+        }
         // Async events are rare: a look every 64 passes, and before sleeping.
         host.pollsSinceAsyncCheck &+= 1
         if host.pollsSinceAsyncCheck >= 64 { hostTakeAsyncEvents(host) }
@@ -313,14 +317,19 @@ extension Engine {
         for srq in srqs.objects.values { srq.queue.doorbell.setNeedKick(1) }
         sleeping.store(true, ordering: .sequentiallyConsistent)
         CLinuxShims_fence_seq_cst()
+        // Only work a pass would do: WQEs it can take (a full window, a stopped SQ or a NIC that
+        // holds a ring's worth of receives waits for a host completion, which wakes the worker).
         for qp in activeQPs {
             let sq = qp.sqDoorbell.driverIndex &- qp.sqConsumer
-            if sq > 0 && sq <= qp.sq.depth && (qp.state == .readyToSend || qp.state == .error) { pending = true }
+            if sq > 0 && sq <= qp.sq.depth && (qp.state == .error
+                || (qp.state == .readyToSend && qp.windowCount < qp.sq.depth && !qp.hostSendStopped)) { pending = true }
             // In ERR, receives the host still holds come back flushed first (flushReceiveQueue waits).
             if let rq = qp.ownReceive, let n = rq.available, n > 0, qp.state != .reset,
-               qp.state != .error || rq.hostHeld == 0 { pending = true }
+               qp.state == .error ? rq.hostHeld == 0 : rq.hostHasRoom { pending = true }
         }
-        for srq in srqs.objects.values { if let n = srq.queue.available, n > 0 { pending = true } }
+        for srq in srqs.objects.values {
+            if let n = srq.queue.available, n > 0, srq.queue.hostHasRoom { pending = true }
+        }
         if pending { sleeping.store(false, ordering: .relaxed) }
         return pending
     }
@@ -499,6 +508,7 @@ extension Engine {
     /// taken); false: the host queue is full (retried on a later pass).
     private func handReceiveToHost(_ rq: ReceiveQueue, pd: ProtectionDomain, _ host: HostPath,
                                    post: (inout ibv_recv_wr) -> Int32) -> Bool? {
+        guard rq.hostHasRoom else { return false }
         guard let (wrID, count) = hostReceiveSegments(rq, pd: pd, host) else { return nil }
         var wr = ibv_recv_wr()
         wr.wr_id = Self.receiveTag | UInt64(rq.consumer)

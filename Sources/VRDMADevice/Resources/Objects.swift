@@ -163,6 +163,9 @@ final class ReceiveQueue {
     var firstAddress: [(UInt64, UInt32)]
     /// Verbs provider: WQEs handed to the NIC and not completed yet.
     var hostHeld: UInt32 = 0
+    /// The verbs provider may hand the NIC another WQE: it holds fewer than a ring's worth (more
+    /// would reuse slots whose wr_id the device still keeps).
+    var hostHasRoom: Bool { hostHeld < ring.depth }
 
     init(ring: GuestRing, doorbell: DoorbellRecord, maxSGE: UInt32, hostShadow: Bool) {
         self.ring = ring; self.doorbell = doorbell; self.maxSGE = maxSGE
