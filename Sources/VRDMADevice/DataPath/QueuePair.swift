@@ -232,10 +232,7 @@ final class QueuePair: @unchecked Sendable {
             attributes = QPAttributes()
             attributesSet = 0
             communicationEstablished = false
-            for i in 0..<Int(sq.depth) {
-                inflight[i] = InflightWork()
-                disown(UInt32(i))
-            }
+            for i in 0..<Int(sq.depth) { disown(UInt32(i)) }
             sqConsumer = sqDoorbell.driverIndex
             oldest = sqConsumer
             nextToSend = sqConsumer

@@ -322,7 +322,6 @@ extension Engine {
                 if w.isReadOrAtomic && w.opcode != UInt8(VIRTIO_RDMA_WR_RDMA_READ) { cqe.byte_len = UInt32(8).littleEndian }
                 writeCompletion(qp.sendCQ, &cqe, solicited: false)
             }
-            qp.inflight[i] = InflightWork()
             qp.disown(qp.oldest)
             qp.oldest &+= 1
             if qp.nextToSend &- qp.oldest > qp.sqConsumer &- qp.oldest { qp.nextToSend = qp.oldest }
@@ -373,7 +372,6 @@ extension Engine {
         while qp.oldest != qp.sqConsumer {
             let w = qp.inflight[qp.slot(qp.oldest)]
             flushCompletion(qp.sendCQ, qp: qp, wrID: w.wrID, opcode: completionOpcode(w.opcode))
-            qp.inflight[qp.slot(qp.oldest)] = InflightWork()
             qp.disown(qp.oldest)
             qp.oldest &+= 1
             flushed += 1
