@@ -19,11 +19,12 @@ let flowScenarios: [Scenario] = [
         check.expectWC(try b.recvCQ.waitOne(), wrId: 2, status: .success, byteLen: 300)
         check.expect(b.mr.read(300) == pattern(300, seed: 1), "payload differs")
 
-        // rnr_retry 6 with min_rnr_timer 20 (10.24 ms): a window of about 60 ms.
+        // rnr_retry 6 with min_rnr_timer 28 (163.84 ms): a window of about a second, which a
+        // loaded host's 5 ms sleep cannot overrun.
         var pa = RCParameters()
         pa.rnrRetry = 6
         var pb = RCParameters()
-        pb.minRNRTimer = 20
+        pb.minRNRTimer = 28
         let (c, d) = try h.connectedPair(pa, pb)
         try c.send(wrId: 3, length: 64, opcode: .sendWithImm, imm: 7)
         usleep(5000)
@@ -131,6 +132,11 @@ let flowScenarios: [Scenario] = [
         check.expectState(a.qp, .sqd, "after MODIFY_QP to SQD")
         try a.send(wrId: 4, length: 8)
         check.expect(a.sendCQ.drain(waitingMilliseconds: 50).isEmpty, "a WQE was taken in SQD")
+        // The responder side still works in SQD.
+        try a.postRecv(wrId: 9, offset: 1024, length: 64)
+        try b.send(wrId: 2, length: 8)
+        check.expectWC(try b.sendCQ.waitOne(), wrId: 2, status: .success)
+        check.expectWC(try a.recvCQ.waitOne(), wrId: 9, status: .success, byteLen: 8)
         try a.qp.modify(QPAttributes(state: .rts))
         check.expectWC(try a.sendCQ.waitOne(), wrId: 4, status: .success)
         check.expectEqual(try b.recvCQ.wait(for: 5).map(\.wrId), [0, 1, 2, 3, 4], "receives")

@@ -16,8 +16,18 @@ T=60   # seconds for one tool run (TCG is slow)
 # (retried until the server answers). Each pair gets a port of its own (-p, which every tool
 # here takes). perftest -R connects twice, for its parameters and then its QPs; a client
 # that reaches the second connect before the server listens for it is rejected, crashes, and
-# leaves the server waiting for it. So a server that times out starts again (at most 3 runs).
+# leaves the server waiting for it. So a server that timed out waiting starts again (at most 3
+# runs); one that failed otherwise fails the pair.
 cm_port=18600
+serve() {
+    for run in 1 2 3; do
+        timeout $T "$@"
+        rc=$?
+        [ $rc -eq 124 ] || return $rc
+        echo "== server run $run timed out: starting again"
+    done
+    return $rc
+}
 pair() {
     name=$1; shift
     cm_port=$((cm_port + 1))
@@ -27,7 +37,7 @@ pair() {
     echo "== $name ($VRDMA_ROLE, port $cm_port)"
     if [ "$VRDMA_ROLE" = server ]; then
         # shellcheck disable=SC2086
-        vrdma_check "$name" vrdma_retry 3 timeout $T $srv -p $cm_port
+        vrdma_check "$name" serve $srv -p $cm_port
     else
         vrdma_check "$name" vrdma_retry 150 timeout $T "$@" -p $cm_port
     fi
