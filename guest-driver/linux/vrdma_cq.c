@@ -65,6 +65,17 @@ static int vrdma_cq_depth(struct vrdma_dev *dev, int cqe, u32 *depth)
 	return *depth <= vrdma_max_cqe(dev) ? 0 : -EINVAL;
 }
 
+/* The create and resize response: the CQ's handle and its ring's depth. */
+static int vrdma_cq_copy_resp(struct ib_udata *udata, u32 handle, u32 depth)
+{
+	struct virtio_rdma_create_cq_resp uresp = {
+		.cq_handle = handle,
+		.depth = depth,
+	};
+
+	return ib_copy_to_udata(udata, &uresp, min(udata->outlen, sizeof(uresp)));
+}
+
 int vrdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 		    struct ib_udata *udata)
 {
@@ -119,12 +130,7 @@ int vrdma_create_cq(struct ib_cq *ibcq, const struct ib_cq_init_attr *attr,
 		goto err_destroy;
 	}
 	if (udata) {
-		struct virtio_rdma_create_cq_resp uresp = {
-			.cq_handle = cq->handle,
-			.depth = depth,
-		};
-
-		ret = ib_copy_to_udata(udata, &uresp, min(udata->outlen, sizeof(uresp)));
+		ret = vrdma_cq_copy_resp(udata, cq->handle, depth);
 		if (ret) {
 			xa_erase_irq(&dev->cq_xa, cq->handle);
 			goto err_destroy;
@@ -196,12 +202,7 @@ int vrdma_resize_cq(struct ib_cq *ibcq, int cqe, struct ib_udata *udata)
 		goto err_mem;
 	if (udata) {
 		/* Before the command: once the device uses the new ring, resize cannot fail. */
-		struct virtio_rdma_create_cq_resp uresp = {
-			.cq_handle = cq->handle,
-			.depth = depth,
-		};
-
-		ret = ib_copy_to_udata(udata, &uresp, min(udata->outlen, sizeof(uresp)));
+		ret = vrdma_cq_copy_resp(udata, cq->handle, depth);
 		if (ret) {
 			vrdma_pl_free(&pl);
 			goto err_mem;
