@@ -23,10 +23,19 @@ serve() {
     for run in 1 2 3; do
         timeout $T "$@"
         rc=$?
-        [ $rc -eq 124 ] || return $rc
+        # Timed out: busybox's timeout leaves the child's SIGTERM status (143), GNU's 124.
+        [ $rc -eq 124 ] || [ $rc -eq 143 ] || return $rc
         echo "== server run $run timed out: starting again"
     done
     return $rc
+}
+# connect CMD...: the client, rerun until it succeeds, for as long as the server may run.
+connect() {
+    cm_end=$(($(date +%s) + 3 * T + 30))
+    until timeout $T "$@"; do
+        [ "$(date +%s)" -lt $cm_end ] || return 1
+        sleep 1
+    done
 }
 pair() {
     name=$1; shift
@@ -39,7 +48,7 @@ pair() {
         # shellcheck disable=SC2086
         vrdma_check "$name" serve $srv -p $cm_port
     else
-        vrdma_check "$name" vrdma_retry 150 timeout $T "$@" -p $cm_port
+        vrdma_check "$name" connect "$@" -p $cm_port
     fi
 }
 
